@@ -1,0 +1,61 @@
+"""segeval: global and per-segment evaluation of binary classifiers pooled from many sources.
+
+Pure numpy/scipy/pandas statistics (no torch): weighted log loss, ROC AUC, operating points,
+Efron bootstrap CIs, paired ΔAUC with the paper's p-value and verdict, DeLong's test, Holm's
+correction, operating-point synchronization across data segments.
+"""
+
+from segeval._validation import UndefinedMetricWarning
+from segeval.bootstrap import (
+    BootstrapResult,
+    DeltaAUCResult,
+    bootstrap_auc,
+    bootstrap_delta_auc,
+    bootstrap_indices,
+    bootstrap_wll,
+)
+from segeval.delong import DeLongAUCResult, DeLongTestResult, delong_auc_ci, delong_delta_auc_test
+from segeval.metrics import (
+    OperatingPoints,
+    ROCCurve,
+    operating_points,
+    roc_auc,
+    roc_curve,
+    weighted_log_loss,
+)
+from segeval.segments import GLOBAL, Segments, parse_segment_by, segment_keys
+from segeval.significance import holm, p_value_from_ci, verdict
+from segeval.synchronization import OPSyncResult, op_synchronization
+from segeval.table import segment_table
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GLOBAL",
+    "BootstrapResult",
+    "DeLongAUCResult",
+    "DeLongTestResult",
+    "DeltaAUCResult",
+    "OPSyncResult",
+    "OperatingPoints",
+    "ROCCurve",
+    "Segments",
+    "UndefinedMetricWarning",
+    "bootstrap_auc",
+    "bootstrap_delta_auc",
+    "bootstrap_indices",
+    "bootstrap_wll",
+    "delong_auc_ci",
+    "delong_delta_auc_test",
+    "holm",
+    "op_synchronization",
+    "operating_points",
+    "p_value_from_ci",
+    "parse_segment_by",
+    "roc_auc",
+    "roc_curve",
+    "segment_keys",
+    "segment_table",
+    "verdict",
+    "weighted_log_loss",
+]

@@ -1,0 +1,174 @@
+"""Operating-point synchronization: do the segments share their OPs at each threshold?
+
+At a threshold t every segment has an operating point (FPR, TPR). If a model behaves alike on all
+segments the points coincide; the spread is the largest pairwise Euclidean distance between them in
+ROC space (0 = perfectly synchronized, sqrt(2) at most). Its CI comes from the same Efron bootstrap
+as the other statistics, resampling the whole evaluated set so segment sizes vary as they would.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from segeval._kernels import Weights
+from segeval._validation import (
+    SeedLike,
+    UndefinedMetricWarning,
+    check_consistent_length,
+    check_labels,
+    check_level,
+    check_positive_int,
+    check_scores,
+)
+from segeval.bootstrap import Resample, Resampler, bootstrap_distribution, summarize
+from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
+from segeval.segments import Segments, as_segments
+
+
+class OPKernel:
+    """Per-segment operating points at fixed thresholds, for any row weights.
+
+    Each row falls in one cell (segment, label, number of thresholds its score reaches), so one
+    weighted bincount gives every segment's TP and FP counts at every threshold.
+    """
+
+    def __init__(
+        self,
+        y: NDArray[np.int8],
+        s: NDArray[np.float64],
+        codes: NDArray[np.intp],
+        n_segments: int,
+        thresholds: NDArray[np.float64],
+    ) -> None:
+        order = np.argsort(thresholds)
+        self.unsort = np.argsort(order)
+        reached = np.searchsorted(
+            thresholds[order], s, side="right"
+        )  # score >= t_j  <=>  j < reached
+        self.k = thresholds.size
+        self.shape = (n_segments, 2, self.k + 1)
+        self.key = (codes * 2 + y) * (self.k + 1) + reached
+
+    def points(self, w: Weights) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """FPR and TPR, each of shape (n_segments, n_thresholds) in the caller's threshold order."""
+        cells = np.bincount(self.key, weights=w, minlength=int(np.prod(self.shape)))
+        cells = cells.reshape(self.shape)
+        # at_least[..., j] = weight of rows whose score reaches sorted threshold j
+        at_least = np.cumsum(cells[..., ::-1], axis=-1)[..., ::-1][..., 1:]
+        totals = cells.sum(axis=-1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rates = at_least / totals
+        rates = rates[..., self.unsort]
+        return rates[:, 0], rates[:, 1]
+
+
+def max_pairwise_distance(
+    fpr: NDArray[np.float64], tpr: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Largest Euclidean distance between segment OPs per threshold (column); NaN if any is."""
+    dx = fpr[:, None, :] - fpr[None, :, :]
+    dy = tpr[:, None, :] - tpr[None, :, :]
+    return np.asarray(np.sqrt(dx * dx + dy * dy).max(axis=(0, 1)), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class OPSyncResult:
+    """Per-segment operating points and their spread per threshold.
+
+    ``points``: one row per (segment, threshold) with fpr, tpr, n_pos, n_neg.
+    ``spread``: one row per threshold with spread, ci_low, ci_high, n_boot_used, n_boot_undefined.
+    ``excluded``: segments left out because one class is absent (their OP is undefined).
+    """
+
+    points: pd.DataFrame
+    spread: pd.DataFrame
+    excluded: tuple[str, ...]
+
+
+def op_synchronization(
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    segments: Segments | pd.DataFrame | ArrayLike,
+    *,
+    thresholds: ArrayLike = DEFAULT_THRESHOLDS,
+    n_boot: int = 2000,
+    ci: float = 0.95,
+    resample: Resample = "rows",
+    clusters: ArrayLike | None = None,
+    seed: SeedLike = 0,
+    n_jobs: int | None = None,
+) -> OPSyncResult:
+    """Operating points per segment at each threshold, and their spread with a bootstrap CI.
+
+    Segments with one class only have no OP: they are excluded with a warning. A resample in which
+    a kept segment loses a class gives an undefined spread; it is excluded and counted.
+
+    Examples
+    --------
+    >>> y = [0, 1, 0, 1, 0, 1, 0, 1]
+    >>> s = [0.1, 0.9, 0.3, 0.7, 0.5, 0.9, 0.7, 0.3]
+    >>> r = op_synchronization(y, s, ["A"] * 4 + ["B"] * 4, thresholds=[0.5], n_boot=100)
+    >>> r.points[["segment", "fpr", "tpr"]].values.tolist()
+    [['A', 0.0, 1.0], ['B', 1.0, 0.5]]
+    >>> round(float(r.spread.spread[0]), 4)
+    1.118
+    """
+    y = check_labels(y_true)
+    s = check_scores(y_score)
+    check_consistent_length(("y_true", y.size), ("y_score", s.size))
+    t = check_thresholds(thresholds)
+    ci = check_level(ci)
+    n_boot = check_positive_int(n_boot, "n_boot")
+    seg = as_segments(segments, y.size)
+    resampler = Resampler(y, resample=resample, clusters=clusters)
+
+    counts = np.bincount(seg.codes * 2 + y, minlength=2 * len(seg)).reshape(-1, 2)
+    defined = (counts > 0).all(axis=1)
+    excluded = tuple(seg.names[k] for k in np.flatnonzero(~defined))
+    if excluded:
+        warnings.warn(
+            f"Segments with one class only have no operating point and are left out: "
+            f"{', '.join(excluded)}.",
+            UndefinedMetricWarning,
+            stacklevel=2,
+        )
+    kernel = OPKernel(y, s, seg.codes, len(seg), t)
+    kept = np.flatnonzero(defined)
+
+    def spread(w: Weights) -> NDArray[np.float64]:
+        fpr, tpr = kernel.points(w)
+        if kept.size < 2:
+            return np.full(t.size, np.nan if kept.size == 0 else 0.0)
+        return max_pairwise_distance(fpr[kept], tpr[kept])
+
+    estimates, draws = bootstrap_distribution(
+        [spread], resampler, n_boot=n_boot, seed=seed, n_jobs=n_jobs
+    )
+    fpr, tpr = kernel.points(np.ones(y.size))
+    points = pd.DataFrame(
+        {
+            "segment": np.repeat(np.asarray(seg.names, dtype=object), t.size),
+            "threshold": np.tile(t, len(seg)),
+            "fpr": fpr.ravel(),
+            "tpr": tpr.ravel(),
+            "n_pos": np.repeat(counts[:, 1], t.size),
+            "n_neg": np.repeat(counts[:, 0], t.size),
+        }
+    )
+    summaries = [summarize(estimates[j], draws[:, j], ci) for j in range(t.size)]
+    spread_table = pd.DataFrame(
+        {
+            "threshold": t,
+            "spread": [r.estimate for r in summaries],
+            "ci_low": [r.ci_low for r in summaries],
+            "ci_high": [r.ci_high for r in summaries],
+            "n_boot_used": [r.n_boot_used for r in summaries],
+            "n_boot_undefined": [r.n_boot_undefined for r in summaries],
+        }
+    )
+    return OPSyncResult(points=points, spread=spread_table, excluded=excluded)

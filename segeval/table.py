@@ -1,0 +1,157 @@
+"""Global and local (per segment) metrics as one tidy table."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from segeval._kernels import AUCKernel, WLLKernel
+from segeval._validation import (
+    SeedLike,
+    UndefinedMetricWarning,
+    check_consistent_length,
+    check_labels,
+    check_level,
+    check_scores,
+    one_class_reason,
+)
+from segeval.bootstrap import Resample, Resampler, bootstrap_statistics
+from segeval.metrics import DEFAULT_EPS
+from segeval.segments import GLOBAL, Segments, as_segments
+
+TABLE_COLUMNS = ("segment", "n", "n_pos", "n_neg", "prevalence", "wll", "auc")
+CI_COLUMNS = ("wll_ci_low", "wll_ci_high", "auc_ci_low", "auc_ci_high", "n_boot_undefined")
+
+
+def segment_table(
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    segments: Segments | pd.DataFrame | ArrayLike | None = None,
+    *,
+    n_boot: int = 0,
+    ci: float = 0.95,
+    resample: Resample = "rows",
+    clusters: ArrayLike | None = None,
+    seed: SeedLike = 0,
+    eps: float = DEFAULT_EPS,
+    n_jobs: int | None = None,
+) -> pd.DataFrame:
+    """Global and local WLL and AUC: one row for the whole set (``__global__``), one per segment.
+
+    Parameters
+    ----------
+    y_true, y_score : array-like of shape (n,)
+        Labels in {0, 1} and probabilities of label 1.
+    segments : Segments, DataFrame of segment columns, or one label per row, optional
+        See :func:`segeval.segment_keys`. None gives the global row only.
+    n_boot : int, default 0
+        With ``n_boot > 0``, bootstrap CIs of WLL and AUC are added. Each segment is resampled on
+        its own (the paper's local evaluation), from the same ``seed``, so a segment's interval
+        equals :func:`bootstrap_auc` on that segment alone.
+    ci, resample, clusters, seed, n_jobs
+        As in :func:`segeval.bootstrap_auc`.
+    eps : float
+        Probability clipping of the WLL.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``segment, n, n_pos, n_neg, prevalence, wll, auc`` (+ ``wll_ci_low, wll_ci_high,
+        auc_ci_low, auc_ci_high, n_boot_undefined`` with a bootstrap) and ``note``: why a metric
+        is undefined (empty when defined). Undefined metrics are NaN and warn, naming the segment.
+
+    Examples
+    --------
+    >>> t = segment_table([0, 1, 0, 1], [0.2, 0.9, 0.4, 0.3], ["A", "A", "B", "B"])
+    >>> t[["segment", "n", "auc"]].to_dict("list")
+    {'segment': ['__global__', 'A', 'B'], 'n': [4, 2, 2], 'auc': [0.75, 1.0, 0.0]}
+    """
+    y = check_labels(y_true)
+    s = check_scores(y_score, probability=True)
+    check_consistent_length(("y_true", y.size), ("y_score", s.size))
+    ci = check_level(ci)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
+        raise ValueError(f"n_boot must be an integer >= 0; got {n_boot!r}.")
+    cl = None if clusters is None else np.asarray(clusters)
+    Resampler(y, resample=resample, clusters=cl)  # validates resample and clusters up front
+    parts: list[tuple[str, NDArray[np.intp]]] = [(GLOBAL, np.arange(y.size))]
+    if segments is not None:
+        seg = as_segments(segments, y.size)
+        parts += list(zip(seg.names, seg.rows(), strict=True))
+    rows = []
+    for name, idx in parts:
+        row = _row(name, y[idx], s[idx], eps)
+        if n_boot > 0:
+            row.update(
+                _row_ci(
+                    y[idx],
+                    s[idx],
+                    eps,
+                    defined=not row["note"],
+                    n_boot=n_boot,
+                    ci=ci,
+                    resample=resample,
+                    clusters=None if cl is None else cl[idx],
+                    seed=seed,
+                    n_jobs=n_jobs,
+                )
+            )
+        rows.append(row)
+    columns = list(TABLE_COLUMNS) + (list(CI_COLUMNS) if n_boot > 0 else []) + ["note"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _row(name: str, y: NDArray[np.int8], s: NDArray[np.float64], eps: float) -> dict[str, object]:
+    n_pos = int(y.sum())
+    reason = one_class_reason(y, "AUC and WLL")
+    if reason:
+        warnings.warn(f"Segment {name}: {reason}", UndefinedMetricWarning, stacklevel=4)
+    ones = np.ones(y.size)
+    return {
+        "segment": name,
+        "n": int(y.size),
+        "n_pos": n_pos,
+        "n_neg": int(y.size) - n_pos,
+        "prevalence": n_pos / y.size,
+        "wll": np.nan if reason else WLLKernel(y, s, eps)(ones),
+        "auc": np.nan if reason else AUCKernel(y, s)(ones),
+        "note": reason or "",
+    }
+
+
+def _row_ci(
+    y: NDArray[np.int8],
+    s: NDArray[np.float64],
+    eps: float,
+    *,
+    defined: bool,
+    n_boot: int,
+    ci: float,
+    resample: Resample,
+    clusters: NDArray[np.generic] | None,
+    seed: SeedLike,
+    n_jobs: int | None,
+) -> dict[str, object]:
+    if not defined:
+        undefined: dict[str, object] = dict.fromkeys(CI_COLUMNS[:-1], float("nan"))
+        return undefined | {"n_boot_undefined": 0}
+    wll, auc = bootstrap_statistics(
+        y,
+        [WLLKernel(y, s, eps), AUCKernel(y, s)],
+        n_boot=n_boot,
+        ci=ci,
+        resample=resample,
+        clusters=clusters,
+        seed=seed,
+        n_jobs=n_jobs,
+    )
+    return {
+        "wll_ci_low": wll.ci_low,
+        "wll_ci_high": wll.ci_high,
+        "auc_ci_low": auc.ci_low,
+        "auc_ci_high": auc.ci_high,
+        "n_boot_undefined": auc.n_boot_undefined,
+    }
