@@ -12,72 +12,83 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-Weights = NDArray[np.float64] | NDArray[np.int64]
+Weights = NDArray[np.float64]
 
 
 class AUCKernel:
     """Weighted Mann-Whitney AUC (ties count 1/2) for fixed labels and scores.
 
-    For each positive, the number of negatives strictly below it (``lo``) and at or below it
-    (``hi``) is found once by binary search in the sorted negatives. Given row weights ``w``::
+    Let S be the smaller class and B the larger. Once, for every row of B, binary search in the
+    sorted scores of S gives ``lo`` (rows of S scored strictly below) and ``hi`` (at or below).
+    Then, for row weights ``w``, with ``CS[k]`` the weight of the k lowest-scored rows of S::
 
-        CN[k] = total weight of the k lowest-scored negatives
-        AUC   = sum_pos w_i * (CN[lo_i] + CN[hi_i]) / 2  /  (W_pos * W_neg)
+        Q = sum over rows j of B of  w_j * (CS[lo_j] + CS[hi_j]) / 2
 
-    which is the probability that a positive outscores a negative, ties counting one half.
+    is the weighted count of (S, B) pairs ordered S < B, ties counting one half. If S holds the
+    negatives, Q is the Mann-Whitney numerator; if it holds the positives, the numerator is
+    ``W_S * W_B - Q``. AUC = numerator / (W_pos * W_neg).
+
+    Per evaluation this costs a cumulative sum over S, one gather from that small array for every
+    row, and dot products: no sort, and the large class is never cumulated.
     """
 
     def __init__(self, y_true: NDArray[np.int8], y_score: NDArray[np.float64]) -> None:
-        pos = np.flatnonzero(y_true == 1)
-        neg = np.flatnonzero(y_true == 0)
-        neg = neg[np.argsort(y_score[neg], kind="stable")]
-        sorted_neg = y_score[neg]
-        self.pos = pos
-        self.neg_sorted = neg
-        self.lo = np.searchsorted(sorted_neg, y_score[pos], side="left")
-        hi = np.searchsorted(sorted_neg, y_score[pos], side="right")
-        # Without ties between classes, lo == hi and one gather suffices.
-        self.hi = None if np.array_equal(self.lo, hi) else hi
+        n_pos = int(y_true.sum())
+        self.small_is_pos = n_pos <= y_true.size - n_pos
+        small_mask = y_true == (1 if self.small_is_pos else 0)
+        small = np.flatnonzero(small_mask)
+        self.small_sorted = small[np.argsort(y_score[small], kind="stable")]
+        sorted_scores = y_score[self.small_sorted]
+        lo = np.searchsorted(sorted_scores, y_score, side="left")
+        hi = np.searchsorted(sorted_scores, y_score, side="right")
+        # Rows of S point at CS[0] = 0 so that a dot product over all rows only counts B.
+        lo[small_mask] = 0
+        hi[small_mask] = 0
+        self.lo = lo
+        # Only rows of B tied with some row of S need the (hi - lo) half-correction.
+        self.tied = np.flatnonzero(hi != lo)
+        self.tied_lo = lo[self.tied]
+        self.tied_hi = hi[self.tied]
 
-    def __call__(self, w: Weights) -> float:
-        wn = w[self.neg_sorted]
-        cn = np.empty(wn.size + 1, dtype=wn.dtype)
-        cn[0] = 0
-        np.cumsum(wn, out=cn[1:])
-        wp = w[self.pos]
-        w_pos = wp.sum()
-        w_neg = cn[-1]
-        if w_pos == 0 or w_neg == 0:
+    def __call__(self, w: Weights, total: float | None = None) -> float:
+        """AUC for row weights ``w`` (``total`` = ``w.sum()`` when the caller already knows it)."""
+        cs = np.empty(self.small_sorted.size + 1)
+        cs[0] = 0.0
+        np.cumsum(w[self.small_sorted], out=cs[1:])
+        w_small = float(cs[-1])
+        w_big = (float(w.sum()) if total is None else total) - w_small
+        if w_small <= 0 or w_big <= 0:
             return float("nan")
-        below = cn[self.lo]
-        if self.hi is None:
-            num = float(np.dot(wp, below))
-        else:
-            num = 0.5 * float(np.dot(wp, below + cn[self.hi]))
-        return num / (float(w_pos) * float(w_neg))
+        # take(mode="clip") skips the bounds check of fancy indexing: lo is valid by construction.
+        q = float(np.dot(w, np.take(cs, self.lo, mode="clip")))
+        if self.tied.size:
+            half = cs[self.tied_hi] - cs[self.tied_lo]
+            q += 0.5 * float(np.dot(w[self.tied], half))
+        numerator = w_small * w_big - q if self.small_is_pos else q
+        return numerator / (w_small * w_big)
 
 
 class WLLKernel:
     """Weighted log loss with class weights 1/(2 W_pos), 1/(2 W_neg) estimated on the weights.
 
     Equals one half of the mean loss of the positives plus one half of the mean loss of the
-    negatives, each mean weighted by ``w``.
+    negatives, each mean weighted by ``w``. Losses are stored over all rows (zero for the other
+    class) so each evaluation is a handful of dot products.
     """
 
     def __init__(self, y_true: NDArray[np.int8], y_score: NDArray[np.float64], eps: float) -> None:
         p = np.clip(y_score, eps, 1.0 - eps)
-        self.pos = np.flatnonzero(y_true == 1)
-        self.neg = np.flatnonzero(y_true == 0)
-        self.loss_pos = -np.log(p[self.pos])
-        self.loss_neg = -np.log1p(-p[self.neg])
+        is_pos = y_true == 1
+        self.pos_indicator = is_pos.astype(np.float64)
+        self.loss_pos = np.where(is_pos, -np.log(p), 0.0)
+        self.loss_neg = np.where(is_pos, 0.0, -np.log1p(-p))
 
-    def __call__(self, w: Weights) -> float:
-        wp = w[self.pos]
-        wn = w[self.neg]
-        w_pos = float(wp.sum())
-        w_neg = float(wn.sum())
-        if w_pos == 0 or w_neg == 0:
+    def __call__(self, w: Weights, total: float | None = None) -> float:
+        """WLL for row weights ``w`` (``total`` = ``w.sum()`` when the caller already knows it)."""
+        w_pos = float(np.dot(w, self.pos_indicator))
+        w_neg = (float(w.sum()) if total is None else total) - w_pos
+        if w_pos <= 0 or w_neg <= 0:
             return float("nan")
         return 0.5 * (
-            float(np.dot(wp, self.loss_pos)) / w_pos + float(np.dot(wn, self.loss_neg)) / w_neg
+            float(np.dot(w, self.loss_pos)) / w_pos + float(np.dot(w, self.loss_neg)) / w_neg
         )

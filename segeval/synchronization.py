@@ -140,7 +140,7 @@ def op_synchronization(
     kernel = OPKernel(y, s, seg.codes, len(seg), t)
     kept = np.flatnonzero(defined)
 
-    def spread(w: Weights) -> NDArray[np.float64]:
+    def spread(w: Weights, total: float) -> NDArray[np.float64]:
         fpr, tpr = kernel.points(w)
         if kept.size < 2:
             return np.full(t.size, np.nan if kept.size == 0 else 0.0)
