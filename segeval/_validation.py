@@ -36,7 +36,8 @@ def _as_1d(name: str, values: ArrayLike) -> np.ndarray:
     return arr
 
 
-def _describe(values: Sequence[Any], limit: int = 5) -> str:
+def describe_values(values: Sequence[Any], limit: int = 5) -> str:
+    """The first few values, repr'd as Python scalars: ``2, 'x', nan, ...``."""
     shown = ", ".join(repr(v.item() if isinstance(v, np.generic) else v) for v in values[:limit])
     return shown + (", ..." if len(values) > limit else "")
 
@@ -48,11 +49,13 @@ def check_labels(y_true: ArrayLike, name: str = "y_true") -> NDArray[np.int8]:
         return arr.astype(np.int8)
     if arr.dtype.kind not in "iuf":
         bad = [v for v in dict.fromkeys(arr.tolist()) if v not in (0, 1)]
-        raise ValueError(f"{name} must contain only 0 and 1; got {_describe(bad)}.")
+        raise ValueError(f"{name} must contain only 0 and 1; got {describe_values(bad)}.")
     invalid = ~np.isin(arr, (0, 1))
     if invalid.any():
         bad_values = np.unique(arr[invalid])
-        raise ValueError(f"{name} must contain only 0 and 1; got {_describe(list(bad_values))}.")
+        raise ValueError(
+            f"{name} must contain only 0 and 1; got {describe_values(list(bad_values))}."
+        )
     return arr.astype(np.int8)
 
 
@@ -68,7 +71,7 @@ def check_scores(
     if not finite.all():
         where = np.flatnonzero(~finite)
         raise ValueError(
-            f"{name} must be finite; got {_describe(list(arr[where]))} "
+            f"{name} must be finite; got {describe_values(list(arr[where]))} "
             f"at {where.size} position(s), first at index {where[0]}."
         )
     if probability:
@@ -76,7 +79,7 @@ def check_scores(
         if outside.any():
             where = np.flatnonzero(outside)
             raise ValueError(
-                f"{name} must be probabilities in [0, 1]; got {_describe(list(arr[where]))} "
+                f"{name} must be probabilities in [0, 1]; got {describe_values(list(arr[where]))} "
                 f"at {where.size} position(s), first at index {where[0]}."
             )
     return arr
@@ -146,3 +149,7 @@ def one_class_reason(
         return f"The total sample weight is zero. {what} is not defined in that case."
     present = "positives (label 1)" if w_pos > 0 else "negatives (label 0)"
     return f"Only {present} present in y_true. {what} is not defined in that case."
+
+
+class InputError(ValueError):
+    """A user's file or option is wrong; the CLI prints the message and exits with code 2."""

@@ -106,7 +106,7 @@ def segment_table(
 
 def _row(name: str, y: NDArray[np.int8], s: NDArray[np.float64], eps: float) -> dict[str, object]:
     n_pos = int(y.sum())
-    reason = one_class_reason(y, "AUC and WLL")
+    reason = one_class_reason(y, "WLL or AUC")
     if reason:
         warnings.warn(f"Segment {name}: {reason}", UndefinedMetricWarning, stacklevel=4)
     ones = np.ones(y.size)

@@ -1,0 +1,27 @@
+# Two entry points, each installing what it needs first (safe to re-run):
+#   make demo   the main job, end to end on bundled synthetic data
+#   make test   lint, types and the test suite (what CI runs)
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+DEMO := demo
+
+.PHONY: install demo test bench
+
+install:
+	@# torch first, from the CPU wheel: an unpinned torch would pull a multi-GB CUDA build.
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[train,dev]"
+
+demo: install
+	segeval synth-preds --out $(DEMO)/preds.parquet
+	segeval report --preds $(DEMO)/preds.parquet --segment-by source,manufacturer \
+		--baseline single_segment --cluster patient_id --out $(DEMO)/report.html
+
+test: install
+	ruff check .
+	ruff format --check .
+	mypy
+	$(PYTHON) -m pytest
+
+bench: install
+	$(PYTHON) bench/bootstrap.py

@@ -1,0 +1,197 @@
+"""Reading and writing the files segeval exchanges: predictions in, tables and JSON out.
+
+Every reader validates at the boundary and raises :class:`InputError` with one sentence naming
+the file, the column and the value; every writer goes through a temporary file and ``os.replace``
+so that a file written before is never left half-overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segeval._validation import InputError, describe_values
+
+PREDICTION_COLUMNS = ("image_id", "label", "score")
+
+
+def read_table(path: str | Path, what: str = "file") -> pd.DataFrame:
+    """Read a Parquet or CSV file (by extension) into a DataFrame, or raise InputError."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"The {what} {str(p)!r} does not exist.")
+    suffix = p.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(p)
+        if suffix in (".csv", ".txt"):
+            return pd.read_csv(p, dtype={"image_id": str, "patient_id": str})
+    except Exception as exc:  # the readers raise many types; all mean "not readable"
+        kind = "Parquet" if suffix in (".parquet", ".pq") else "CSV"
+        raise InputError(f"The {what} {str(p)!r} is not a readable {kind} file ({exc}).") from exc
+    got = suffix or "no extension"
+    raise InputError(
+        f"The {what} {str(p)!r} must be Parquet (.parquet) or CSV (.csv); got {got!r}."
+    )
+
+
+def read_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Read and validate one or more predictions files (the DESIGN predictions contract).
+
+    A file without a ``model`` column takes its file stem as model name. Checks: required columns,
+    labels in {0, 1}, finite scores in [0, 1], no duplicate (image_id, model), and every model
+    scored on the same images (paired comparisons align rows on ``image_id``).
+    """
+    if not paths:
+        raise InputError("No predictions file was given.")
+    frames = []
+    for path in paths:
+        df = read_table(path, "predictions file")
+        name = str(path)
+        missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
+        if missing:
+            raise InputError(
+                f"The predictions file {name!r} lacks the required column(s) {', '.join(missing)}; "
+                f"it has {', '.join(map(str, df.columns))}."
+            )
+        if len(df) == 0:
+            raise InputError(f"The predictions file {name!r} has no rows.")
+        if "model" not in df.columns:
+            df = df.assign(model=Path(path).stem)
+        _check_column_values(df, name)
+        frames.append(df)
+    preds = pd.concat(frames, ignore_index=True)
+    preds["image_id"] = preds["image_id"].astype(str)
+    preds["model"] = preds["model"].astype(str)
+    preds["label"] = preds["label"].astype(np.int8)
+    preds["score"] = preds["score"].astype(np.float64)
+    dup = preds.duplicated(["image_id", "model"])
+    if dup.any():
+        first = preds.loc[dup].iloc[0]
+        raise InputError(
+            f"{int(dup.sum())} duplicate (image_id, model) row(s), first image_id "
+            f"{first.image_id!r} for model {first.model!r}."
+        )
+    _check_same_images(preds)
+    return preds
+
+
+def _check_column_values(df: pd.DataFrame, name: str) -> None:
+    label = pd.to_numeric(df["label"], errors="coerce")
+    bad = ~label.isin([0, 1])
+    if bad.any():
+        values = describe_values(list(pd.unique(df.loc[bad, "label"])))
+        raise InputError(
+            f"Column 'label' of {name!r} must contain only 0 and 1; got {values} "
+            f"in {int(bad.sum())} row(s)."
+        )
+    score = pd.to_numeric(df["score"], errors="coerce")
+    not_finite = ~np.isfinite(score.to_numpy(dtype=float, na_value=np.nan))
+    if not_finite.any():
+        values = describe_values(list(pd.unique(df.loc[not_finite, "score"])))
+        raise InputError(
+            f"Column 'score' of {name!r} must be finite numbers; got {values} "
+            f"in {int(not_finite.sum())} row(s)."
+        )
+    outside = (score < 0) | (score > 1)
+    if outside.any():
+        values = describe_values(list(pd.unique(score[outside])))
+        raise InputError(
+            f"Column 'score' of {name!r} must be probabilities in [0, 1]; got {values} "
+            f"in {int(outside.sum())} row(s)."
+        )
+
+
+def _check_same_images(preds: pd.DataFrame) -> None:
+    images = {m: set(g["image_id"]) for m, g in preds.groupby("model", sort=True)}
+    models = list(images)
+    reference = images[models[0]]
+    for model in models[1:]:
+        only_ref = len(reference - images[model])
+        only_model = len(images[model] - reference)
+        if only_ref or only_model:
+            raise InputError(
+                f"Models {models[0]!r} and {model!r} are scored on different images: "
+                f"{only_ref} image(s) only in {models[0]!r}, {only_model} only in {model!r}; "
+                f"paired comparisons need the same images."
+            )
+
+
+def check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise InputError naming the first ``columns`` entry absent from ``df``."""
+    for col in columns:
+        if col not in df.columns:
+            raise InputError(
+                f"The {what} column {col!r} is not in the predictions; available columns: "
+                f"{', '.join(map(str, df.columns))}."
+            )
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Atomically write a UTF-8 text file."""
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    atomic_write(path, write)
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
+    """Atomically write a DataFrame as CSV (no index)."""
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
+    """Atomically write a DataFrame as Parquet (no index)."""
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types: NaN and inf become null, numpy scalars and arrays become Python ones."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, pd.DataFrame):
+        return to_jsonable(value.to_dict(orient="records"))
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: str | Path, value: Any) -> None:
+    """Atomically write ``value`` as indented, strict JSON (NaN written as null)."""
+    write_text(path, json.dumps(to_jsonable(value), indent=2, allow_nan=False) + "\n")

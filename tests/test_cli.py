@@ -1,0 +1,131 @@
+"""The segeval command: end to end, and every bad input as one sentence with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from segeval.cli import main
+from segeval.synthetic import make_predictions
+
+
+@pytest.fixture(scope="module")
+def preds_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("preds") / "preds.parquet"
+    make_predictions(scale=0.1, seed=1).to_parquet(path)
+    return path
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_report_end_to_end(tmp_path, preds_file, capsys):
+    out = tmp_path / "r" / "report.html"
+    code, stdout, _ = run(
+        capsys,
+        "report",
+        "--preds",
+        preds_file,
+        "--segment-by",
+        "source,manufacturer",
+        "--baseline",
+        "single_segment",
+        "--n-boot",
+        "50",
+        "--out",
+        out,
+    )
+    assert code == 0
+    assert f"wrote {out}" in stdout
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["baseline"] == "single_segment"
+    assert data["segments"][0] == "__global__"
+    metrics = pd.read_csv(tmp_path / "r" / "report_metrics.csv")
+    assert len(metrics) == 3 * 6
+    html = out.read_text()
+    # Every AUC of the JSON is printed in the page, to 3 decimals.
+    for row in data["metrics"]:
+        assert f"<td>{row['auc']:.3f}</td>" in html
+    for row in data["comparisons"]:
+        assert f"{row['delta_auc']:.3f} (" in html
+
+
+def test_console_script_runs(tmp_path, preds_file):
+    out = tmp_path / "report.html"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "segeval.cli",
+            "report",
+            "--preds",
+            str(preds_file),
+            "--n-boot",
+            "20",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.exists()
+
+
+def test_synth_preds(tmp_path, capsys):
+    code, stdout, _ = run(capsys, "synth-preds", "--out", tmp_path / "p.csv", "--scale", "0.05")
+    assert code == 0 and "3 models" in stdout
+    assert set(pd.read_csv(tmp_path / "p.csv").columns) >= {"image_id", "model", "label", "score"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--preds", "missing.parquet"], "The predictions file 'missing.parquet' does not exist."),
+        (
+            ["--preds", "{p}", "--baseline", "nobody"],
+            "Unknown baseline 'nobody'; the models are bal_labels, periodic, single_segment.",
+        ),
+        (
+            ["--preds", "{p}", "--segment-by", "hospital"],
+            "The segment column 'hospital' is not in the predictions; available columns: ",
+        ),
+        (
+            ["--preds", "{p}", "--cluster", "visit"],
+            "The cluster column 'visit' is not in the predictions.",
+        ),
+        (
+            ["--preds", "{p}", "--out", "report.pdf"],
+            "--out must name an .html file; got 'report.pdf'.",
+        ),
+    ],
+)
+def test_bad_input_is_one_sentence_and_exit_2(capsys, preds_file, argv, message):
+    argv = [a.replace("{p}", str(preds_file)) for a in argv]
+    code, _, err = run(capsys, "report", *argv)
+    assert code == 2
+    assert err.startswith(f"segeval report: error: {message}")
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--n-boot", "0"], "argument --n-boot: must be an integer >= 1; got '0'"),
+        (["--ci", "95"], "argument --ci: must be a level strictly between 0 and 1; got '95'"),
+        (["--thresholds", "0.2,x"], "argument --thresholds: thresholds must be numbers"),
+    ],
+)
+def test_bad_options_exit_2(capsys, preds_file, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--preds", str(preds_file), *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

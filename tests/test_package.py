@@ -1,0 +1,61 @@
+"""Package structure: segeval works without torch and never imports upwards."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import segeval
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_segeval_imports_without_torch():
+    code = (
+        "import sys, pkgutil, importlib, importlib.abc\n"
+        "class NoTorch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, NoTorch())  # as if torch were not installed\n"
+        "import segeval\n"
+        "for m in pkgutil.walk_packages(segeval.__path__, 'segeval.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "assert 'torch' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_segeval_never_imports_segtrain_or_torch():
+    for path in (ROOT / "segeval").glob("*.py"):
+        roots = {name.split(".")[0] for name in imported_modules(path)}
+        assert not roots & {"segtrain", "torch"}, path.name
+
+
+def test_statistics_do_not_import_the_layers_above():
+    # Pure statistics at the bottom; evaluation, reporting and CLI on top.
+    upper = {"segeval.cli", "segeval.report", "segeval.evaluate", "segeval.io"}
+    for name in ("_kernels", "_validation", "metrics", "bootstrap", "delong", "significance",
+                 "segments", "table", "synchronization"):
+        assert not imported_modules(ROOT / "segeval" / f"{name}.py") & upper, name
+
+
+def test_public_api_is_exported():
+    for name in segeval.__all__:
+        assert hasattr(segeval, name), name
