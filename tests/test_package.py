@@ -51,8 +51,17 @@ def test_segeval_never_imports_segtrain_or_torch():
 def test_statistics_do_not_import_the_layers_above():
     # Pure statistics at the bottom; evaluation, reporting and CLI on top.
     upper = {"segeval.cli", "segeval.report", "segeval.evaluate", "segeval.io"}
-    for name in ("_kernels", "_validation", "metrics", "bootstrap", "delong", "significance",
-                 "segments", "table", "synchronization"):
+    for name in (
+        "_kernels",
+        "_validation",
+        "metrics",
+        "bootstrap",
+        "delong",
+        "significance",
+        "segments",
+        "table",
+        "synchronization",
+    ):
         assert not imported_modules(ROOT / "segeval" / f"{name}.py") & upper, name
 
 
