@@ -51,6 +51,8 @@ def test_roc_auc_extreme_imbalance():
     s = np.round(rng.random(20_000), 3)  # many ties
     assert se.roc_auc(y, s) == pytest.approx(skm.roc_auc_score(y, s), abs=TOL)
     assert se.roc_auc(y, s) == pytest.approx(brute_force_auc(y, s), abs=TOL)
+    p = np.clip(s, 1e-6, 1 - 1e-6)
+    assert se.weighted_log_loss(y, p) == pytest.approx(wll_reference(y, p), rel=TOL)
 
 
 def test_sample_weight_properties():
