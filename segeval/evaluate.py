@@ -18,7 +18,7 @@ from segeval._validation import InputError, SeedLike, one_class_reason
 from segeval.bootstrap import Resample, bootstrap_delta_auc
 from segeval.delong import delong_delta_auc_test
 from segeval.metrics import DEFAULT_THRESHOLDS
-from segeval.segments import GLOBAL, Segments, parse_segment_by, segment_keys
+from segeval.segments import GLOBAL, Segments, parse_segment_by, segment_keys, with_global
 from segeval.significance import UNDEFINED, holm, verdict
 from segeval.table import segment_table
 
@@ -42,6 +42,32 @@ COMPARISON_COLUMNS = [
     "n_boot_undefined",
     "note",
 ]
+
+
+@dataclass(frozen=True)
+class BootOptions:
+    """The bootstrap options every statistic of a report shares."""
+
+    n_boot: int
+    ci: float
+    resample: Resample
+    clusters: np.ndarray | None
+    seed: SeedLike
+    n_jobs: int | None
+
+    def kwargs(self, rows: np.ndarray | None = None) -> dict[str, Any]:
+        """Keyword arguments for the bootstrap functions, clusters restricted to ``rows``."""
+        clusters = self.clusters
+        if clusters is not None and rows is not None:
+            clusters = clusters[rows]
+        return {
+            "n_boot": self.n_boot,
+            "ci": self.ci,
+            "resample": self.resample,
+            "clusters": clusters,
+            "seed": self.seed,
+            "n_jobs": self.n_jobs,
+        }
 
 
 @dataclass(frozen=True)
@@ -106,40 +132,19 @@ def evaluate_predictions(
                 f"Models {models[0]!r} and {m!r} give different labels to the same image_id."
             )
 
+    boot = BootOptions(n_boot, ci, resample, clusters, seed, n_jobs)
     tables = []
     for m in models:
         if progress:
             progress(f"metrics of {m}")
-        t = segment_table(
-            y,
-            per_model[m]["score"].to_numpy(),
-            segments,
-            n_boot=n_boot,
-            ci=ci,
-            resample=resample,
-            clusters=clusters,
-            seed=seed,
-            n_jobs=n_jobs,
-        )
+        t = segment_table(y, per_model[m]["score"].to_numpy(), segments, **boot.kwargs())
         tables.append(t.assign(model=m))
     metrics = pd.concat(tables, ignore_index=True)
     metrics = metrics[["model", *[c for c in metrics.columns if c != "model"]]]
 
     comparisons = pd.DataFrame()
     if baseline is not None:
-        comparisons = _compare(
-            per_model,
-            baseline,
-            y,
-            segments,
-            n_boot=n_boot,
-            ci=ci,
-            resample=resample,
-            clusters=clusters,
-            seed=seed,
-            n_jobs=n_jobs,
-            progress=progress,
-        )
+        comparisons = _compare(per_model, baseline, y, segments, boot, progress)
     return Evaluation(
         models=models,
         baseline=baseline,
@@ -163,18 +168,10 @@ def _compare(
     baseline: str,
     y: np.ndarray,
     segments: Segments | None,
-    *,
-    n_boot: int,
-    ci: float,
-    resample: Resample,
-    clusters: np.ndarray | None,
-    seed: SeedLike,
-    n_jobs: int | None,
+    boot: BootOptions,
     progress: Callable[[str], None] | None,
 ) -> pd.DataFrame:
-    parts = [(GLOBAL, np.arange(y.size))]
-    if segments is not None:
-        parts += list(zip(segments.names, segments.rows(), strict=True))
+    parts = with_global(segments, y.size)
     base = per_model[baseline]["score"].to_numpy()
     rows: list[dict[str, Any]] = []
     for model, frame in per_model.items():
@@ -197,18 +194,8 @@ def _compare(
                     }
                 )
                 continue
-            d = bootstrap_delta_auc(
-                y[idx],
-                base[idx],
-                score[idx],
-                n_boot=n_boot,
-                ci=ci,
-                resample=resample,
-                clusters=None if clusters is None else clusters[idx],
-                seed=seed,
-                n_jobs=n_jobs,
-            )
-            dl = delong_delta_auc_test(y[idx], base[idx], score[idx], ci=ci)
+            d = bootstrap_delta_auc(y[idx], base[idx], score[idx], **boot.kwargs(idx))
+            dl = delong_delta_auc_test(y[idx], base[idx], score[idx], ci=boot.ci)
             rows.append(
                 {
                     "model": model,

@@ -74,6 +74,14 @@ class Segments:
         return np.split(order, np.cumsum(self.counts())[:-1])
 
 
+def with_global(segments: Segments | None, n: int) -> list[tuple[str, NDArray[np.intp]]]:
+    """(name, row indices) of the whole set (``__global__``) and then of each segment."""
+    parts: list[tuple[str, NDArray[np.intp]]] = [(GLOBAL, np.arange(n))]
+    if segments is not None:
+        parts += list(zip(segments.names, segments.rows(), strict=True))
+    return parts
+
+
 def parse_segment_by(segment_by: str | Sequence[str]) -> list[SegmentColumn]:
     """Parse ``"source,manufacturer"`` or ``["source", "age:50,60"]`` into segment columns.
 

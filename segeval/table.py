@@ -20,7 +20,7 @@ from segeval._validation import (
 )
 from segeval.bootstrap import Resample, Resampler, bootstrap_statistics
 from segeval.metrics import DEFAULT_EPS
-from segeval.segments import GLOBAL, Segments, as_segments
+from segeval.segments import Segments, as_segments, with_global
 
 TABLE_COLUMNS = ("segment", "n", "n_pos", "n_neg", "prevalence", "wll", "auc")
 CI_COLUMNS = ("wll_ci_low", "wll_ci_high", "auc_ci_low", "auc_ci_high", "n_boot_undefined")
@@ -77,10 +77,7 @@ def segment_table(
         raise ValueError(f"n_boot must be an integer >= 0; got {n_boot!r}.")
     cl = None if clusters is None else np.asarray(clusters)
     Resampler(y, resample=resample, clusters=cl)  # validates resample and clusters up front
-    parts: list[tuple[str, NDArray[np.intp]]] = [(GLOBAL, np.arange(y.size))]
-    if segments is not None:
-        seg = as_segments(segments, y.size)
-        parts += list(zip(seg.names, seg.rows(), strict=True))
+    parts = with_global(None if segments is None else as_segments(segments, y.size), y.size)
     rows = []
     for name, idx in parts:
         row = _row(name, y[idx], s[idx], eps)
