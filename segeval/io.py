@@ -56,14 +56,7 @@ def read_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
     for path in paths:
         df = read_table(path, "predictions file")
         name = str(path)
-        missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
-        if missing:
-            raise InputError(
-                f"The predictions file {name!r} lacks the required column(s) {', '.join(missing)}; "
-                f"it has {', '.join(map(str, df.columns))}."
-            )
-        if len(df) == 0:
-            raise InputError(f"The predictions file {name!r} has no rows.")
+        check_required_columns(df, PREDICTION_COLUMNS, name, "predictions file")
         if "model" not in df.columns:
             df = df.assign(model=Path(path).stem)
         _check_column_values(df, name)
@@ -84,7 +77,20 @@ def read_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
     return preds
 
 
-def _check_column_values(df: pd.DataFrame, name: str) -> None:
+def check_required_columns(df: pd.DataFrame, columns: Sequence[str], name: str, what: str) -> None:
+    """Raise InputError listing the ``columns`` that ``df`` (read from ``name``) lacks."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"The {what} {name!r} lacks the required column(s) {', '.join(missing)}; "
+            f"it has {', '.join(map(str, df.columns))}."
+        )
+    if len(df) == 0:
+        raise InputError(f"The {what} {name!r} has no rows.")
+
+
+def check_label_column(df: pd.DataFrame, name: str) -> None:
+    """Raise InputError unless column ``label`` holds only 0 and 1."""
     label = pd.to_numeric(df["label"], errors="coerce")
     bad = ~label.isin([0, 1])
     if bad.any():
@@ -93,6 +99,10 @@ def _check_column_values(df: pd.DataFrame, name: str) -> None:
             f"Column 'label' of {name!r} must contain only 0 and 1; got {values} "
             f"in {int(bad.sum())} row(s)."
         )
+
+
+def _check_column_values(df: pd.DataFrame, name: str) -> None:
+    check_label_column(df, name)
     score = pd.to_numeric(df["score"], errors="coerce")
     not_finite = ~np.isfinite(score.to_numpy(dtype=float, na_value=np.nan))
     if not_finite.any():

@@ -152,8 +152,16 @@ def _column_codes(frame: pd.DataFrame, col: SegmentColumn) -> tuple[NDArray[np.i
             )
         codes = np.searchsorted(np.asarray(col.edges), series.to_numpy(float), side="right")
         return codes.astype(np.intp), col.labels()
-    categories, codes = np.unique(series.astype(str).to_numpy(), return_inverse=True)
-    return codes.astype(np.intp), [str(c) for c in categories]
+    try:
+        codes, categories = pd.factorize(series, sort=True)  # hashing: fast on millions of rows
+    except TypeError:  # values that do not sort together (e.g. numbers and strings)
+        codes, categories = pd.factorize(series.astype(str), sort=True)
+    names = [str(c) for c in categories]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"Segment column {col.name!r} has distinct values that print alike: {names}."
+        )
+    return codes.astype(np.intp), names
 
 
 def segment_keys(frame: pd.DataFrame, segment_by: str | Sequence[str]) -> Segments:
@@ -173,8 +181,22 @@ def segment_keys(frame: pd.DataFrame, segment_by: str | Sequence[str]) -> Segmen
     if len(frame) == 0:
         raise ValueError("Cannot form segments of an empty table.")
     per_column = [_column_codes(frame, c) for c in columns]
-    stacked = np.stack([codes for codes, _ in per_column], axis=1)
-    combos, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    radix = [len(labels) for _, labels in per_column]
+    if float(np.prod(radix, dtype=np.float64)) < 2**62:
+        # One integer per combination (mixed radix, so integer order = lexicographic order), then
+        # a hashing factorize: fast on millions of rows.
+        key = np.zeros(len(frame), dtype=np.int64)
+        for (codes, _), size in zip(per_column, radix, strict=True):
+            key = key * size + codes
+        inverse, present = pd.factorize(key, sort=True)
+        combos = (
+            np.stack(np.unravel_index(present, radix), axis=1)
+            if len(radix) > 1
+            else (present[:, None])
+        )
+    else:
+        stacked = np.stack([codes for codes, _ in per_column], axis=1)
+        combos, inverse = np.unique(stacked, axis=0, return_inverse=True)
     values = tuple(tuple(per_column[j][1][k] for j, k in enumerate(row)) for row in combos.tolist())
     return Segments(
         codes=inverse.reshape(-1).astype(np.intp),
@@ -189,8 +211,13 @@ def display_name(values: Sequence[str]) -> str:
     return values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
 
 
-def as_segments(segments: Segments | pd.DataFrame | pd.Series | ArrayLike, n: int) -> Segments:
-    """Accept a :class:`Segments`, a DataFrame of segment columns, or one label per row."""
+def as_segments(
+    segments: Segments | pd.DataFrame | pd.Series | ArrayLike, n: int, against: str = "y_true"
+) -> Segments:
+    """Accept a :class:`Segments`, a DataFrame of segment columns, or one label per row.
+
+    ``n`` is the number of rows of the array named ``against``, for the length check.
+    """
     if isinstance(segments, Segments):
         seg = segments
     elif isinstance(segments, pd.DataFrame):
@@ -201,5 +228,5 @@ def as_segments(segments: Segments | pd.DataFrame | pd.Series | ArrayLike, n: in
         if arr.ndim != 1:
             raise ValueError(f"segments must be one label per row; got shape {arr.shape}.")
         seg = segment_keys(pd.DataFrame({str(name): arr}), [str(name)])
-    check_consistent_length(("y_true", n), ("segments", seg.codes.size))
+    check_consistent_length((against, n), ("segments", seg.codes.size))
     return seg

@@ -1,0 +1,128 @@
+"""``PeriodicBatchSampler``: the periodic-sampling stream as a torch batch sampler.
+
+Use it as ``DataLoader(dataset, batch_sampler=PeriodicBatchSampler(...), num_workers=...)``. It is
+infinite (training counts steps, not epochs). The index stream is computed in numpy by
+:class:`segtrain.sampling.IndexStream`; this class only cuts it into batches for one rank.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from torch.utils.data import Sampler
+
+from segeval import Segments
+from segeval._validation import check_labels
+from segeval.segments import as_segments
+from segtrain.sampling import IndexStream, Strategy
+
+STATE_VERSION = 1
+
+
+class PeriodicBatchSampler(Sampler[list[int]]):
+    """Endless batches of sample indices drawn by a sampling strategy.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n,)
+        0/1 label of each sample of the dataset.
+    segments : Segments or one segment label per sample
+        DS membership.
+    batch_size : int
+        Samples per batch *on this rank*.
+    strategy : {"periodic", "balanced-segments", "balanced-labels", "single-segment"}
+    seed : int
+        The stream is a pure function of (labels, segments, strategy, segment, seed).
+    rank, world_size : int
+        With W processes, global batch k is the W * batch_size consecutive stream positions from
+        k * W * batch_size, and rank r takes the r-th contiguous block of it. (Striding rank::W
+        would hand some ranks single-label batches, since labels alternate along the stream.)
+    segment : str, optional
+        The DS of ``single-segment``.
+    """
+
+    def __init__(
+        self,
+        labels: ArrayLike,
+        segments: Segments | ArrayLike,
+        *,
+        batch_size: int,
+        strategy: Strategy = "periodic",
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        segment: str | None = None,
+    ) -> None:
+        for name, value, low in (("batch_size", batch_size, 1), ("world_size", world_size, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+        if (
+            isinstance(rank, bool)
+            or not isinstance(rank, (int, np.integer))
+            or not 0 <= rank < world_size
+        ):
+            raise ValueError(
+                f"rank must be an integer in [0, world_size) = [0, {world_size}); got {rank!r}."
+            )
+        y = check_labels(labels, "labels")
+        segments = as_segments(segments, y.size, "labels")
+        self.stream = IndexStream(y, segments, strategy, seed=seed, segment=segment)
+        self.batch_size = int(batch_size)
+        self.rank = int(rank)
+        self.world_size = int(world_size)
+        self.next_batch = 0
+        codes = segments.codes
+        digest = hashlib.sha256()
+        for part in (
+            y.tobytes(),
+            codes.astype(np.int64).tobytes(),
+            repr((strategy, segment, int(seed), self.batch_size, self.world_size)).encode(),
+        ):
+            digest.update(part)
+        self.fingerprint = digest.hexdigest()[:16]
+
+    def batches(self, first: int, count: int) -> np.ndarray:
+        """Batches ``first .. first + count - 1`` of this rank, shape (count, batch_size)."""
+        b, w = self.batch_size, self.world_size
+        k = np.arange(first, first + count, dtype=np.int64)[:, None]
+        t = k * (w * b) + self.rank * b + np.arange(b, dtype=np.int64)[None, :]
+        return self.stream.indices_at(t)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        # Compute ~64k indices at a time: numpy's per-call cost is then negligible per index.
+        chunk = max(1, 65536 // self.batch_size)
+        while True:
+            block = self.batches(self.next_batch, chunk).tolist()
+            for batch in block:
+                self.next_batch += 1
+                yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the sampler stands: the next batch to yield, and what stream it belongs to."""
+        return {
+            "version": STATE_VERSION,
+            "next_batch": self.next_batch,
+            "fingerprint": self.fingerprint,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly where a sampler of the same stream stopped."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(
+                f"Sampler state version {state.get('version')!r} is not {STATE_VERSION}."
+            )
+        if state.get("fingerprint") != self.fingerprint:
+            raise ValueError(
+                "Sampler state belongs to another stream (different labels, segments, strategy, "
+                "seed, batch size or world size)."
+            )
+        next_batch = state.get("next_batch")
+        if not isinstance(next_batch, int) or next_batch < 0:
+            raise ValueError(
+                f"Sampler state next_batch must be an integer >= 0; got {next_batch!r}."
+            )
+        self.next_batch = next_batch
