@@ -12,38 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from segeval._validation import InputError
-
-EXIT_BAD_INPUT = 2
-
-
-def _thresholds(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"thresholds must be numbers separated by commas, like 0.2,0.4; got {text!r}"
-        ) from None
-    return values
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}")
-    return value
-
-
-def _level(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a level strictly between 0 and 1; got {text!r}")
-    return value
+from segeval.cliutils import float_list, level, positive_int, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,15 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument(
         "--n-boot",
-        type=_positive_int,
+        type=positive_int,
         default=2000,
         help="bootstrap resamples (default: 2000, as the paper)",
     )
-    rep.add_argument("--ci", type=_level, default=0.95, help="confidence level (default: 0.95)")
+    rep.add_argument("--ci", type=level, default=0.95, help="confidence level (default: 0.95)")
     rep.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     rep.add_argument(
         "--thresholds",
-        type=_thresholds,
+        type=float_list,
         default=[0.2, 0.4, 0.6, 0.8],
         help="operating-point thresholds (default: 0.2,0.4,0.6,0.8)",
     )
@@ -159,12 +128,7 @@ def _synth(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        {"report": _report, "synth-preds": _synth}[args.command](args)
-    except (InputError, ValueError, OSError) as exc:
-        print(f"segeval {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return 0
+    return run("segeval", args, {"report": _report, "synth-preds": _synth})
 
 
 if __name__ == "__main__":

@@ -15,19 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from segeval._validation import InputError
-
-EXIT_BAD_INPUT = 2
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}")
-    return value
+from segeval.cliutils import positive_int, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--segment", help="the DS of the single-segment strategy, e.g. '(S1, Ma)'")
     plan.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=24,
         help="batch size for the expected draws (default: 24)",
     )
@@ -121,12 +109,7 @@ def _side_by_side(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        {"plan": _plan}[args.command](args)
-    except (InputError, ValueError, OSError) as exc:
-        print(f"segtrain {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return 0
+    return run("segtrain", args, {"plan": _plan})
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def test_bad_input_is_one_sentence_and_exit_2(capsys, preds_file, argv, message)
     [
         (["--n-boot", "0"], "argument --n-boot: must be an integer >= 1; got '0'"),
         (["--ci", "95"], "argument --ci: must be a level strictly between 0 and 1; got '95'"),
-        (["--thresholds", "0.2,x"], "argument --thresholds: thresholds must be numbers"),
+        (["--thresholds", "0.2,x"], "argument --thresholds: must be numbers separated by commas"),
     ],
 )
 def test_bad_options_exit_2(capsys, preds_file, argv, message):

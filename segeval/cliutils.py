@@ -1,0 +1,58 @@
+"""What both command lines share: argument types, and running a subcommand so that bad input
+ends with one sentence on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping
+
+from segeval._validation import InputError
+
+EXIT_BAD_INPUT = 2
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}")
+    return value
+
+
+def level(text: str) -> float:
+    """argparse type: a confidence level strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a level strictly between 0 and 1; got {text!r}")
+    return value
+
+
+def float_list(text: str) -> list[float]:
+    """argparse type: numbers separated by commas."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be numbers separated by commas, like 0.2,0.4; got {text!r}"
+        ) from None
+
+
+def run(
+    prog: str,
+    args: argparse.Namespace,
+    commands: Mapping[str, Callable[[argparse.Namespace], None]],
+) -> int:
+    """Run ``commands[args.command]``; bad input becomes one line on stderr and exit code 2."""
+    try:
+        commands[args.command](args)
+    except (InputError, ValueError, OSError) as exc:
+        print(f"{prog} {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
