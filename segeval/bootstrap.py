@@ -20,7 +20,6 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import norm
 from threadpoolctl import threadpool_limits
 
 from segeval._kernels import AUCKernel, Weights, WLLKernel
@@ -36,7 +35,7 @@ from segeval._validation import (
     warn_undefined,
 )
 from segeval.metrics import DEFAULT_EPS
-from segeval.significance import p_value_from_ci, verdict
+from segeval.significance import p_value_from_bootstrap, p_value_from_ci, verdict
 
 Resample = Literal["rows", "stratified", "cluster"]
 RESAMPLE_SCHEMES: tuple[str, ...] = ("rows", "stratified", "cluster")
@@ -501,19 +500,10 @@ def bootstrap_delta_auc(
         ci_high=delta.ci_high,
         se=delta.se,
         p_value=p,
-        p_value_bootstrap=_p_value_bootstrap(delta.estimate, delta.se),
+        p_value_bootstrap=p_value_from_bootstrap(delta.estimate, delta.se),
         verdict=verdict(delta.ci_low, delta.ci_high, p, alpha=alpha),
         n_boot_used=delta.n_boot_used,
         n_boot_undefined=delta.n_boot_undefined,
         ci=ci,
         distribution=delta.distribution,
     )
-
-
-def _p_value_bootstrap(delta: float, sd: float) -> float:
-    """pROC's bootstrap test: D = Δ / sd(Δ*), two-sided normal p-value."""
-    if np.isnan(sd) or np.isnan(delta):
-        return float("nan")
-    if sd == 0:
-        return 1.0 if delta == 0 else 0.0
-    return float(2 * norm.sf(abs(delta / sd)))

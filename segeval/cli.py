@@ -1,4 +1,4 @@
-"""The ``segeval`` command: ``report`` and ``synth-preds``.
+"""The ``segeval`` command: ``report``, ``audit`` and ``synth-preds``.
 
 The CLI parses options, calls the library and writes files; bad input ends with one sentence on
 stderr and exit code 2, never a traceback.
@@ -7,6 +7,7 @@ stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,8 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument(
         "--baseline",
-        metavar="MODEL",
-        help="model the others are compared to (paired bootstrap ΔAUC)",
+        action="append",
+        metavar="[SEGMENT=]MODEL",
+        help="model the others are compared to (paired bootstrap ΔAUC); "
+        "SEGMENT=MODEL sets it for one segment, e.g. '(S1, Ma)=single_S1Ma' "
+        "(repeatable)",
+    )
+    rep.add_argument(
+        "--run",
+        action="append",
+        metavar="RUN_DIR",
+        help="training run directory: plots its validation curves from metrics.jsonl (repeatable)",
     )
     rep.add_argument(
         "--cluster", metavar="COL", help="resample whole clusters of this column (e.g. patient_id)"
@@ -69,6 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="report.html", type=Path, help="HTML file to write (default: report.html)"
     )
 
+    aud = sub.add_parser(
+        "audit",
+        help="per-segment counts and prevalence of a manifest, with data warnings",
+        description="The data table of a manifest (per segment: images, benign, malignant, "
+        "prevalence, patients) and warnings: prevalence that differs across segments, segments "
+        "with too few positives for a stable AUC, patients in several segments.",
+    )
+    aud.add_argument("--manifest", required=True, type=Path, help="manifest, CSV or Parquet")
+    aud.add_argument(
+        "--segment-by", required=True, metavar="COLS", help="segment columns, comma-separated"
+    )
+    aud.add_argument(
+        "--format",
+        choices=("text", "json", "html"),
+        default="text",
+        help="output format (default: text)",
+    )
+    aud.add_argument("--out", type=Path, help="file to write (default: standard output)")
+
     syn = sub.add_parser(
         "synth-preds",
         help="write synthetic multi-segment predictions of three simulated models",
@@ -82,36 +111,96 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _baselines(values: list[str] | None) -> tuple[str | None, dict[str, str]]:
+    """--baseline MODEL (everywhere) and --baseline SEGMENT=MODEL (one segment) options."""
+    default, per_segment = None, {}
+    for value in values or []:
+        segment, sep, model = value.rpartition("=")
+        if not sep:
+            if default is not None:
+                raise InputError(f"--baseline MODEL is given twice: {default!r} and {value!r}.")
+            default = value
+        elif not segment or not model:
+            raise InputError(f"--baseline must be MODEL or SEGMENT=MODEL; got {value!r}.")
+        else:
+            per_segment[segment] = model
+    return default, per_segment
+
+
 def _report(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
     from segeval.evaluate import evaluate_predictions
     from segeval.io import read_predictions
     from segeval.report import write_report
+    from segeval.segments import segment_keys
 
     if args.out.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--out must name an .html file; got {str(args.out)!r}.")
     preds = read_predictions(args.preds)
+    baseline, per_segment = _baselines(args.baseline)
+    first = preds[preds.model == preds.model.iloc[0]]
+    n_parts = 1 + (len(segment_keys(first, args.segment_by)) if args.segment_by else 0)
     # disable=None: a bar on a terminal, silence in logs and CI.
-    with tqdm(desc="report", unit="step", disable=None, leave=False) as bar:
-
-        def progress(what: str) -> None:
-            bar.set_postfix_str(what)
-            bar.update()
-
+    with tqdm(
+        total=args.n_boot * n_parts, desc="bootstrap", unit="resample", disable=None, leave=False
+    ) as bar:
         evaluation = evaluate_predictions(
             preds,
             segment_by=args.segment_by,
-            baseline=args.baseline,
+            baseline=baseline,
+            segment_baselines=per_segment,
+            runs=args.run or (),
             n_boot=args.n_boot,
             ci=args.ci,
             cluster=args.cluster,
             seed=args.seed,
             thresholds=args.thresholds,
-            progress=progress,
+            progress=bar.update,
         )
     for path in write_report(evaluation, args.out):
         print(f"wrote {path}")
+
+
+def _audit(args: argparse.Namespace) -> None:
+    from segeval.audit import audit_data
+    from segeval.io import (
+        check_label_column,
+        check_required_columns,
+        read_table,
+        to_jsonable,
+        write_text,
+    )
+    from segeval.report import render_audit_html
+    from segeval.segments import segment_keys
+
+    frame = read_table(args.manifest, "manifest")
+    check_required_columns(frame, ["label"], str(args.manifest), "manifest")
+    check_label_column(frame, str(args.manifest))
+    segments = segment_keys(frame, args.segment_by)
+    audit = audit_data(
+        frame["label"].astype(int),
+        segments,
+        patients=frame.get("patient_id"),
+    )
+    if args.format == "json":
+        text = (
+            json.dumps(
+                to_jsonable({"table": audit.table, "warnings": list(audit.warnings)}), indent=2
+            )
+            + "\n"
+        )
+    elif args.format == "html":
+        text = render_audit_html(audit, source=str(args.manifest))
+    else:
+        shown = audit.table.assign(prevalence=(100 * audit.table.prevalence).round(2))
+        text = shown.rename(columns={"prevalence": "prevalence %"}).to_string(index=False) + "\n"
+        text += "".join(f"warning: {w}\n" for w in audit.warnings) or "no data warning\n"
+    if args.out:
+        write_text(args.out, text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -128,7 +217,7 @@ def _synth(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run("segeval", args, {"report": _report, "synth-preds": _synth})
+    return run("segeval", args, {"report": _report, "audit": _audit, "synth-preds": _synth})
 
 
 if __name__ == "__main__":

@@ -1,26 +1,50 @@
 """From a predictions table to every number a report shows (the report context).
 
-This layer only calls the statistics: per model, the global and local metric table; per model
-and segment, the paired comparison to the baseline (bootstrap ΔAUC with the paper's p-value and
-verdict, pROC's bootstrap p-value, DeLong's test) with Holm's adjustment over the family.
+This layer only calls the statistics. For the whole set and for each segment it runs *one*
+bootstrap whose statistics are every model's WLL and AUC (plus, on the whole set, every model's
+operating-point spread): the resamples are drawn once and shared. With the same seed the numbers
+are exactly those of :func:`segment_table`, :func:`bootstrap_delta_auc` and
+:func:`op_synchronization` called one by one (the tests check it), at a fraction of the cost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from segeval._validation import InputError, SeedLike, one_class_reason
-from segeval.bootstrap import Resample, bootstrap_delta_auc
+from segeval._kernels import AUCKernel, WLLKernel
+from segeval._validation import InputError, SeedLike, UndefinedMetricWarning, one_class_reason
+from segeval.audit import DataAudit, audit_data
+from segeval.bootstrap import Resample, Resampler, bootstrap_distribution, summarize
 from segeval.delong import delong_delta_auc_test
-from segeval.metrics import DEFAULT_THRESHOLDS
+from segeval.diagnostics import global_vs_local
+from segeval.io import check_columns, read_metrics_log
+from segeval.metrics import (
+    DEFAULT_EPS,
+    DEFAULT_THRESHOLDS,
+    check_thresholds,
+    operating_points,
+    roc_curve,
+)
 from segeval.segments import GLOBAL, Segments, parse_segment_by, segment_keys, with_global
-from segeval.significance import UNDEFINED, holm, verdict
-from segeval.table import segment_table
+from segeval.significance import (
+    UNDEFINED,
+    holm,
+    p_value_from_bootstrap,
+    p_value_from_ci,
+    verdict,
+)
+from segeval.synchronization import SpreadStatistic, spread_table
+from segeval.table import CI_COLUMNS, TABLE_COLUMNS
+
+HIST_BINS = 20
+ROC_POINTS = 300  # points kept per ROC curve for the figure and report.json
 
 COMPARISON_COLUMNS = [
     "model",
@@ -45,45 +69,21 @@ COMPARISON_COLUMNS = [
 
 
 @dataclass(frozen=True)
-class BootOptions:
-    """The bootstrap options every statistic of a report shares."""
-
-    n_boot: int
-    ci: float
-    resample: Resample
-    clusters: np.ndarray | None
-    seed: SeedLike
-    n_jobs: int | None
-
-    def kwargs(self, rows: np.ndarray | None = None) -> dict[str, Any]:
-        """Keyword arguments for the bootstrap functions, clusters restricted to ``rows``."""
-        clusters = self.clusters
-        if clusters is not None and rows is not None:
-            clusters = clusters[rows]
-        return {
-            "n_boot": self.n_boot,
-            "ci": self.ci,
-            "resample": self.resample,
-            "clusters": clusters,
-            "seed": self.seed,
-            "n_jobs": self.n_jobs,
-        }
-
-
-@dataclass(frozen=True)
 class Evaluation:
-    """Everything computed for a report, as tidy tables.
-
-    ``metrics``: one row per (model, segment) with the columns of :func:`segment_table`.
-    ``comparisons``: one row per (model, segment) against the baseline.
-    ``settings``: the options that produced them (seed, n_boot, ...).
-    """
+    """Everything computed for a report, as tidy tables (one row per model x segment x ...)."""
 
     models: tuple[str, ...]
-    baseline: str | None
-    segments: tuple[str, ...]
+    baselines: dict[str, str]  # segment -> baseline model (GLOBAL: the whole set)
+    segments: tuple[str, ...]  # GLOBAL first
+    data: DataAudit
     metrics: pd.DataFrame
     comparisons: pd.DataFrame
+    diagnostics: pd.DataFrame
+    op_points: pd.DataFrame
+    op_spread: pd.DataFrame
+    roc: pd.DataFrame
+    score_hist: pd.DataFrame
+    training: pd.DataFrame
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,137 +92,355 @@ def evaluate_predictions(
     *,
     segment_by: str | Sequence[str] | None,
     baseline: str | None = None,
+    segment_baselines: Mapping[str, str] | None = None,
+    runs: Sequence[str | Path] = (),
     n_boot: int = 2000,
     ci: float = 0.95,
     cluster: str | None = None,
-    seed: SeedLike = 0,
+    seed: int = 0,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     n_jobs: int | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Evaluation:
-    """Global and local metrics of every model, and comparisons to ``baseline``.
+    """Evaluate every model of ``preds`` globally and per segment.
 
-    ``preds`` follows the predictions contract (see :func:`segeval.io.read_predictions`).
-    ``cluster`` names a column (e.g. ``patient_id``) for cluster resampling. ``progress`` is
-    called with a short description before each unit of work.
+    Parameters
+    ----------
+    preds : DataFrame
+        The predictions contract (see :func:`segeval.io.read_predictions`).
+    segment_by : str or list of str, optional
+        Segment columns (see :func:`segeval.segment_keys`).
+    baseline : str, optional
+        The model the others are compared to, on the whole set and every segment.
+    segment_baselines : mapping, optional
+        Segment name -> baseline model for that segment (the paper compares on each test DS to
+        the model trained on that DS).
+    runs : list of paths
+        Training run directories whose ``metrics.jsonl`` gives the validation curves.
+    n_boot, ci, seed, n_jobs
+        Bootstrap options; ``cluster`` names a column (e.g. ``patient_id``) to resample whole.
+    progress : callable, optional
+        Called with the number of resamples completed, for a progress bar. The total is
+        ``n_boot * (1 + number of segments)``.
     """
+    t = check_thresholds(thresholds)
     models = tuple(sorted(preds["model"].unique()))
-    if baseline is not None and baseline not in models:
-        raise InputError(f"Unknown baseline {baseline!r}; the models are {', '.join(models)}.")
-    resample: Resample = "cluster" if cluster else "rows"
-    if cluster and cluster not in preds.columns:
-        raise InputError(f"The cluster column {cluster!r} is not in the predictions.")
-    columns = [c.name for c in parse_segment_by(segment_by)] if segment_by else []
-    for col in columns:
-        if col not in preds.columns:
-            raise InputError(
-                f"The segment column {col!r} is not in the predictions; available columns: "
-                f"{', '.join(map(str, preds.columns))}."
-            )
+    check_columns(preds, _segment_columns(segment_by), "segment")
+    if cluster:
+        check_columns(preds, [cluster], "cluster")
     # One row order for all models, so that paired statistics compare the same image.
-    wide = preds.sort_values(["model", "image_id"], kind="stable")
-    per_model = {str(m): g.reset_index(drop=True) for m, g in wide.groupby("model", sort=True)}
+    per_model = {
+        str(m): g.reset_index(drop=True)
+        for m, g in preds.sort_values(["model", "image_id"], kind="stable").groupby("model")
+    }
     reference = per_model[models[0]]
-    segments = segment_keys(reference, segment_by) if segment_by else None
-    clusters = reference[cluster].to_numpy() if cluster else None
-    y = reference["label"].to_numpy()
+    y = reference["label"].to_numpy(np.int8)
     for m in models[1:]:
-        if not np.array_equal(per_model[m]["label"].to_numpy(), y):
+        if not np.array_equal(per_model[m]["label"].to_numpy(np.int8), y):
             raise InputError(
                 f"Models {models[0]!r} and {m!r} give different labels to the same image_id."
             )
+    segments = segment_keys(reference, segment_by) if segment_by else None
+    baselines = _baselines(models, segments, baseline, segment_baselines or {})
+    scores = np.stack([per_model[m]["score"].to_numpy(np.float64) for m in models])
+    clusters = reference[cluster].to_numpy() if cluster else None
+    boot = _Boot(n_boot, ci, "cluster" if cluster else "rows", seed, n_jobs, progress)
 
-    boot = BootOptions(n_boot, ci, resample, clusters, seed, n_jobs)
-    tables = []
-    for m in models:
-        if progress:
-            progress(f"metrics of {m}")
-        t = segment_table(y, per_model[m]["score"].to_numpy(), segments, **boot.kwargs())
-        tables.append(t.assign(model=m))
-    metrics = pd.concat(tables, ignore_index=True)
-    metrics = metrics[["model", *[c for c in metrics.columns if c != "model"]]]
-
-    comparisons = pd.DataFrame()
-    if baseline is not None:
-        comparisons = _compare(per_model, baseline, y, segments, boot, progress)
+    metric_rows, comparison_rows, spreads = [], [], []
+    for name, idx in with_global(segments, y.size):
+        results = _evaluate_part(
+            name,
+            y[idx],
+            scores[:, idx],
+            models,
+            baselines.get(name),
+            None if clusters is None else clusters[idx],
+            segments if name == GLOBAL else None,
+            t,
+            boot,
+        )
+        metric_rows += results[0]
+        comparison_rows += results[1]
+        spreads += results[2]
+    metrics = pd.DataFrame(metric_rows, columns=["model", *TABLE_COLUMNS, *CI_COLUMNS, "note"])
+    comparisons = _with_holm(pd.DataFrame(comparison_rows, columns=COMPARISON_COLUMNS))
+    op_points = pd.concat(
+        [_global_points(y, scores, models, t)] + [s[0] for s in spreads], ignore_index=True
+    )
+    training = (
+        pd.concat([read_metrics_log(r) for r in runs], ignore_index=True)
+        if runs
+        else (pd.DataFrame(columns=["run", "step", "segment", "wll", "auc"]))
+    )
     return Evaluation(
         models=models,
-        baseline=baseline,
+        baselines=baselines,
         segments=(GLOBAL, *(segments.names if segments else ())),
+        data=audit_data(
+            y,
+            segments if segments else np.full(y.size, GLOBAL),
+            patients=reference.get("patient_id"),
+        ),
         metrics=metrics,
         comparisons=comparisons,
+        diagnostics=global_vs_local(metrics),
+        op_points=op_points,
+        op_spread=pd.concat([s[1] for s in spreads], ignore_index=True)
+        if spreads
+        else (pd.DataFrame()),
+        roc=_roc_curves(y, scores, models, segments),
+        score_hist=_score_histograms(y, scores, models, segments),
+        training=training,
         settings={
-            "segment_by": columns,
+            "segment_by": list(_segment_columns(segment_by)),
             "n_boot": n_boot,
             "ci": ci,
-            "resample": resample,
+            "resample": boot.resample,
             "cluster": cluster,
-            "seed": seed if isinstance(seed, int) else None,
-            "thresholds": list(thresholds),
+            "seed": seed,
+            "thresholds": t.tolist(),
         },
     )
 
 
+def _segment_columns(segment_by: str | Sequence[str] | None) -> list[str]:
+    return [c.name for c in parse_segment_by(segment_by)] if segment_by else []
+
+
+def _baselines(
+    models: tuple[str, ...],
+    segments: Segments | None,
+    baseline: str | None,
+    per_segment: Mapping[str, str],
+) -> dict[str, str]:
+    names = (GLOBAL, *(segments.names if segments else ()))
+    for model in [baseline, *per_segment.values()]:
+        if model is not None and model not in models:
+            raise InputError(f"Unknown baseline {model!r}; the models are {', '.join(models)}.")
+    for segment in per_segment:
+        if segment not in names[1:]:
+            raise InputError(
+                f"Unknown segment {segment!r} in --baseline; the segments are "
+                f"{', '.join(names[1:]) or '(none: give --segment-by)'}."
+            )
+    out = {name: baseline for name in names if baseline is not None}
+    out.update(per_segment)
+    return out
+
+
+@dataclass(frozen=True)
+class _Boot:
+    n_boot: int
+    ci: float
+    resample: Resample
+    seed: SeedLike
+    n_jobs: int | None
+    progress: Callable[[int], None] | None
+
+
+def _evaluate_part(
+    name: str,
+    y: np.ndarray,
+    scores: np.ndarray,
+    models: tuple[str, ...],
+    baseline: str | None,
+    clusters: np.ndarray | None,
+    segments: Segments | None,
+    thresholds: np.ndarray,
+    boot: _Boot,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[pd.DataFrame, pd.DataFrame]]]:
+    """Metrics, comparisons and (on the whole set) OP spreads of all models on one part."""
+    n_pos = int(y.sum())
+    counts = {
+        "segment": name,
+        "n": int(y.size),
+        "n_pos": n_pos,
+        "n_neg": int(y.size) - n_pos,
+        "prevalence": n_pos / y.size,
+    }
+    reason = one_class_reason(y, "WLL or AUC")
+    if reason:
+        warnings.warn(f"Segment {name}: {reason}", UndefinedMetricWarning, stacklevel=3)
+        if boot.progress:
+            boot.progress(boot.n_boot)
+        metrics = [{"model": m, **counts, "n_boot_undefined": 0, "note": reason} for m in models]
+        comparisons = [
+            {
+                "model": m,
+                "baseline": baseline,
+                "segment": name,
+                "verdict": UNDEFINED,
+                "note": reason,
+            }
+            for m in models
+            if baseline and m != baseline
+        ]
+        return metrics, comparisons, []
+    stats: list[Any] = []
+    for s in scores:
+        stats += [WLLKernel(y, s, DEFAULT_EPS), AUCKernel(y, s)]
+    spreads = [SpreadStatistic(y, s, segments, thresholds) for s in scores] if segments else []
+    estimates, draws = bootstrap_distribution(
+        stats + spreads,
+        Resampler(y, resample=boot.resample, clusters=clusters),
+        n_boot=boot.n_boot,
+        seed=boot.seed,
+        n_jobs=boot.n_jobs,
+        progress=boot.progress,
+    )
+    metrics = []
+    for k, m in enumerate(models):
+        wll = summarize(estimates[2 * k], draws[:, 2 * k], boot.ci)
+        auc = summarize(estimates[2 * k + 1], draws[:, 2 * k + 1], boot.ci)
+        metrics.append(
+            {
+                "model": m,
+                **counts,
+                "wll": wll.estimate,
+                "auc": auc.estimate,
+                "wll_ci_low": wll.ci_low,
+                "wll_ci_high": wll.ci_high,
+                "auc_ci_low": auc.ci_low,
+                "auc_ci_high": auc.ci_high,
+                "n_boot_undefined": auc.n_boot_undefined,
+                "note": "",
+            }
+        )
+    comparisons = []
+    if baseline is not None:
+        b = models.index(baseline)
+        for k, m in enumerate(models):
+            if k != b:
+                comparisons.append(
+                    _compare(
+                        name, m, baseline, y, scores[b], scores[k], estimates, draws, b, k, boot.ci
+                    )
+                )
+    spread_rows = []
+    offset = 2 * len(models)  # the spreads follow the WLL and AUC of every model
+    for k, spread in enumerate(spreads):
+        cols = slice(offset + k * thresholds.size, offset + (k + 1) * thresholds.size)
+        spread_rows.append(
+            (
+                spread.points().assign(model=models[k]),
+                spread_table(thresholds, estimates[cols], draws[:, cols], boot.ci).assign(
+                    model=models[k]
+                ),
+            )
+        )
+    return metrics, comparisons, spread_rows
+
+
 def _compare(
-    per_model: dict[str, pd.DataFrame],
+    name: str,
+    model: str,
     baseline: str,
     y: np.ndarray,
-    segments: Segments | None,
-    boot: BootOptions,
-    progress: Callable[[str], None] | None,
-) -> pd.DataFrame:
-    parts = with_global(segments, y.size)
-    base = per_model[baseline]["score"].to_numpy()
-    rows: list[dict[str, Any]] = []
-    for model, frame in per_model.items():
-        if model == baseline:
-            continue
-        if progress:
-            progress(f"{model} against {baseline}")
-        score = frame["score"].to_numpy()
-        for name, idx in parts:
-            reason = one_class_reason(y[idx], "ΔAUC")
-            if reason:
-                # The metrics table already warned about this segment; say it once, not twice.
-                rows.append(
-                    {
-                        "model": model,
-                        "baseline": baseline,
-                        "segment": name,
-                        "verdict": UNDEFINED,
-                        "note": reason,
-                    }
-                )
-                continue
-            d = bootstrap_delta_auc(y[idx], base[idx], score[idx], **boot.kwargs(idx))
-            dl = delong_delta_auc_test(y[idx], base[idx], score[idx], ci=boot.ci)
-            rows.append(
-                {
-                    "model": model,
-                    "baseline": baseline,
-                    "segment": name,
-                    "auc_baseline": d.auc_a.estimate,
-                    "auc_baseline_ci_low": d.auc_a.ci_low,
-                    "auc_baseline_ci_high": d.auc_a.ci_high,
-                    "auc": d.auc_b.estimate,
-                    "auc_ci_low": d.auc_b.ci_low,
-                    "auc_ci_high": d.auc_b.ci_high,
-                    "delta_auc": d.delta,
-                    "delta_ci_low": d.ci_low,
-                    "delta_ci_high": d.ci_high,
-                    "p_value": d.p_value,
-                    "p_value_bootstrap": d.p_value_bootstrap,
-                    "p_value_delong": dl.p_value,
-                    "verdict": d.verdict,
-                    "n_boot_undefined": d.n_boot_undefined,
-                    "note": "",
-                }
-            )
-    table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
-    # Holm over the whole family of comparisons in this report; the verdict is re-read with it.
-    table["p_holm"] = holm(table["p_value"].to_numpy())
+    base: np.ndarray,
+    score: np.ndarray,
+    estimates: np.ndarray,
+    draws: np.ndarray,
+    b: int,
+    k: int,
+    ci: float,
+) -> dict[str, Any]:
+    """ΔAUC = AUC(model) − AUC(baseline) from the shared resamples, as bootstrap_delta_auc."""
+    auc_b, auc_m = 2 * b + 1, 2 * k + 1
+    base_auc = summarize(estimates[auc_b], draws[:, auc_b], ci)
+    model_auc = summarize(estimates[auc_m], draws[:, auc_m], ci)
+    delta = summarize(estimates[auc_m] - estimates[auc_b], draws[:, auc_m] - draws[:, auc_b], ci)
+    p = p_value_from_ci(delta.estimate, delta.ci_low, delta.ci_high, level=ci)
+
+    return {
+        "model": model,
+        "baseline": baseline,
+        "segment": name,
+        "auc_baseline": base_auc.estimate,
+        "auc_baseline_ci_low": base_auc.ci_low,
+        "auc_baseline_ci_high": base_auc.ci_high,
+        "auc": model_auc.estimate,
+        "auc_ci_low": model_auc.ci_low,
+        "auc_ci_high": model_auc.ci_high,
+        "delta_auc": delta.estimate,
+        "delta_ci_low": delta.ci_low,
+        "delta_ci_high": delta.ci_high,
+        "p_value": p,
+        "p_value_bootstrap": p_value_from_bootstrap(delta.estimate, delta.se),
+        "p_value_delong": delong_delta_auc_test(y, base, score, ci=ci).p_value,
+        "verdict": verdict(delta.ci_low, delta.ci_high, p),
+        "n_boot_undefined": delta.n_boot_undefined,
+        "note": "",
+    }
+
+
+def _with_holm(table: pd.DataFrame) -> pd.DataFrame:
+    """Holm over the whole family of comparisons in the report; the verdict re-read with it."""
+    table["p_holm"] = holm(table["p_value"].to_numpy(dtype=float))
     table["verdict_holm"] = [
         verdict(lo, hi, p)
         for lo, hi, p in zip(table.delta_ci_low, table.delta_ci_high, table.p_holm, strict=True)
     ]
     return table
+
+
+def _global_points(
+    y: np.ndarray, scores: np.ndarray, models: tuple[str, ...], t: np.ndarray
+) -> pd.DataFrame:
+    frames = []
+    for m, s in zip(models, scores, strict=True):
+        op = operating_points(y, s, t).to_frame()
+        frames.append(
+            op.assign(model=m, segment=GLOBAL, n_pos=int(y.sum()), n_neg=int(y.size - y.sum()))
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _thin(n: int, keep: int) -> np.ndarray:
+    """Indices of at most ``keep`` points spread evenly over n, first and last included."""
+    return np.unique(np.linspace(0, n - 1, min(n, keep)).round().astype(int))
+
+
+def _roc_curves(
+    y: np.ndarray, scores: np.ndarray, models: tuple[str, ...], segments: Segments | None
+) -> pd.DataFrame:
+    frames = []
+    for name, idx in with_global(segments, y.size):
+        if one_class_reason(y[idx], "ROC"):
+            continue
+        for m, s in zip(models, scores, strict=True):
+            curve = roc_curve(y[idx], s[idx])
+            keep = _thin(curve.fpr.size, ROC_POINTS)
+            frames.append(
+                pd.DataFrame(
+                    {"model": m, "segment": name, "fpr": curve.fpr[keep], "tpr": curve.tpr[keep]}
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _score_histograms(
+    y: np.ndarray, scores: np.ndarray, models: tuple[str, ...], segments: Segments | None
+) -> pd.DataFrame:
+    edges = np.linspace(0, 1, HIST_BINS + 1)
+    rows = []
+    for name, idx in with_global(segments, y.size):
+        for m, s in zip(models, scores, strict=True):
+            for label in (0, 1):
+                values = s[idx][y[idx] == label]
+                if values.size == 0:
+                    continue
+                density, _ = np.histogram(values, bins=edges, density=True)
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "model": m,
+                            "segment": name,
+                            "label": label,
+                            "bin_left": edges[:-1],
+                            "bin_right": edges[1:],
+                            "density": density,
+                            "n": values.size,
+                        }
+                    )
+                )
+    return pd.concat(rows, ignore_index=True)

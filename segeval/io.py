@@ -135,6 +135,48 @@ def _check_same_images(preds: pd.DataFrame) -> None:
             )
 
 
+METRICS_LOG_FIELDS = ("step", "segment", "wll", "auc")
+
+
+def read_metrics_log(run_dir: str | Path) -> pd.DataFrame:
+    """The validation records of a training run: ``RUN/metrics.jsonl`` as a DataFrame.
+
+    One JSON object per line with at least step, segment, wll, auc (DESIGN "Run directory");
+    the run's name (the folder name) is added as column ``run``.
+    """
+    run = Path(run_dir)
+    path = run / "metrics.jsonl"
+    if not run.is_dir():
+        raise InputError(f"The run directory {str(run)!r} does not exist.")
+    if not path.is_file():
+        raise InputError(f"The run directory {str(run)!r} has no metrics.jsonl.")
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(
+                    f"Line {number} of {str(path)!r} is not JSON ({exc.msg})."
+                ) from exc
+            missing = [
+                f for f in METRICS_LOG_FIELDS if not isinstance(record, dict) or f not in record
+            ]
+            if missing:
+                raise InputError(
+                    f"Line {number} of {str(path)!r} lacks the field(s) {', '.join(missing)}."
+                )
+            records.append(record)
+    if not records:
+        raise InputError(f"{str(path)!r} holds no validation record.")
+    frame = pd.DataFrame.from_records(records)
+    frame["wll"] = pd.to_numeric(frame["wll"], errors="coerce")
+    frame["auc"] = pd.to_numeric(frame["auc"], errors="coerce")
+    return frame.assign(run=run.resolve().name)
+
+
 def check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     """Raise InputError naming the first ``columns`` entry absent from ``df``."""
     for col in columns:

@@ -1,7 +1,9 @@
 """Render an :class:`~segeval.evaluate.Evaluation` to files: HTML, JSON and CSV tables.
 
-The HTML is a jinja2 template (``reports/templates/``, installed as ``segeval.templates``) with
-autoescaping on; it only formats the numbers that ``report.json`` holds.
+Layers: the evaluation's tables become a JSON-ready context (``report.json`` holds exactly it);
+figures are drawn from the same tables and inlined as PNG data URIs; the jinja2 template
+(``reports/templates/``, autoescaped) only formats what the context holds. The page requests
+nothing from any network: CSS is inline and images are data URIs.
 """
 
 from __future__ import annotations
@@ -11,18 +13,27 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import pandas as pd
 
+from segeval import plots
+from segeval.audit import DataAudit
 from segeval.evaluate import Evaluation
 from segeval.io import to_jsonable, write_csv, write_json, write_text
+from segeval.segments import GLOBAL
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    """Numbers to a fixed number of decimals; NaN reads "undefined"."""
-    if value is None:
+def fmt(value: Any, digits: int = 3) -> str:
+    """How the page prints a number: fixed decimals; NaN/None read "undefined"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "undefined"
     if isinstance(value, float):
-        return "undefined" if math.isnan(value) else f"{value:.{digits}f}"
+        return f"{value:.{digits}f}"
     return str(value)
+
+
+def pct(value: Any) -> str:
+    """A proportion as a percentage with one decimal."""
+    return "undefined" if value is None else f"{100 * value:.1f}%"
 
 
 def _environment() -> jinja2.Environment:
@@ -30,43 +41,105 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.PackageLoader("segeval", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
-    env.filters["fmt"] = _fmt
+    env.filters["fmt"] = fmt
+    env.filters["pct"] = pct
     return env
 
 
 def report_context(evaluation: Evaluation) -> dict[str, Any]:
-    """The JSON-ready content of a report: the same numbers feed report.json and the HTML."""
+    """Every number of the report, JSON-ready; the same dict is written to report.json."""
+    ev = evaluation
     context: dict[str, Any] = to_jsonable(
         {
-            "models": list(evaluation.models),
-            "baseline": evaluation.baseline,
-            "segments": list(evaluation.segments),
-            "settings": evaluation.settings,
-            "metrics": evaluation.metrics,
-            "comparisons": evaluation.comparisons,
+            "models": list(ev.models),
+            "baselines": ev.baselines,
+            "segments": list(ev.segments),
+            "settings": ev.settings,
+            "data": {"table": ev.data.table, "warnings": list(ev.data.warnings)},
+            "diagnostics": ev.diagnostics,
+            "metrics": ev.metrics,
+            "comparisons": ev.comparisons,
+            "op_points": ev.op_points,
+            "op_spread": ev.op_spread,
+            "roc": ev.roc,
+            "score_hist": ev.score_hist,
+            "training": ev.training,
         }
     )
     return context
 
 
-def render_html(context: dict[str, Any]) -> str:
-    """The report page for a context from :func:`report_context`."""
-    return _environment().get_template("report.html.j2").render(**context)
+def figures(evaluation: Evaluation) -> dict[str, dict[str, str]]:
+    """Inline PNG figures, per kind and model (``training`` under key ``all``)."""
+    ev = evaluation
+    out: dict[str, dict[str, str]] = {"forest": {}, "roc": {}, "op_sync": {}, "scores": {}}
+    for m in ev.models:
+        mine = ev.metrics[ev.metrics.model == m].dropna(subset=["auc"])
+        if len(mine):
+            out["forest"][m] = plots.to_data_uri(plots.forest_figure(mine, m))
+        roc = ev.roc[ev.roc.model == m]
+        if len(roc):
+            out["roc"][m] = plots.to_data_uri(
+                plots.roc_figure(roc, ev.op_points[ev.op_points.model == m], m)
+            )
+        local = ev.op_points[(ev.op_points.model == m) & (ev.op_points.segment != GLOBAL)]
+        if len(local) and len(ev.op_spread):
+            spread = ev.op_spread[ev.op_spread.model == m]
+            out["op_sync"][m] = plots.to_data_uri(plots.op_sync_figure(local, spread, m))
+        out["scores"][m] = plots.to_data_uri(
+            plots.score_figure(ev.score_hist[ev.score_hist.model == m], m)
+        )
+    if len(ev.training):
+        out["training"] = {"all": plots.to_data_uri(plots.training_figure(ev.training))}
+    return out
+
+
+def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> str:
+    """The report page for a context from :func:`report_context` and :func:`figures`."""
+    by_model = {
+        key: {m: [r for r in context[key] if r["model"] == m] for m in context["models"]}
+        for key in ("metrics", "op_spread", "op_points")
+    }
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(**context, by_model=by_model, images=images, global_name=GLOBAL)
+    )
+
+
+def render_audit_html(audit: DataAudit, source: str) -> str:
+    """A standalone page with the data table and warnings of :func:`segeval.audit.audit_data`."""
+    data = to_jsonable({"table": audit.table, "warnings": list(audit.warnings)})
+    return (
+        _environment()
+        .get_template("audit.html.j2")
+        .render(data=data, source=source, global_name=GLOBAL)
+    )
 
 
 def write_report(evaluation: Evaluation, out: str | Path) -> list[Path]:
     """Write ``out`` (HTML), and beside it ``<stem>.json`` and ``<stem>_<table>.csv``.
 
-    Returns the paths written. Each file is written atomically.
+    Returns the paths written. Each file is written atomically (temporary file, then rename).
     """
     out = Path(out)
     context = report_context(evaluation)
-    paths = [out.with_suffix(".json"), out.with_name(f"{out.stem}_metrics.csv")]
+    paths = [out.with_suffix(".json")]
     write_json(paths[0], context)
-    write_csv(paths[1], evaluation.metrics)
-    if len(evaluation.comparisons):
-        paths.append(out.with_name(f"{out.stem}_comparisons.csv"))
-        write_csv(paths[-1], evaluation.comparisons)
-    write_text(out, render_html(context))
+    tables: dict[str, pd.DataFrame] = {
+        "data": evaluation.data.table,
+        "metrics": evaluation.metrics,
+        "comparisons": evaluation.comparisons,
+        "op_points": evaluation.op_points,
+        "op_spread": evaluation.op_spread,
+        "diagnostics": evaluation.diagnostics,
+    }
+    for name, table in tables.items():
+        if len(table):
+            paths.append(out.with_name(f"{out.stem}_{name}.csv"))
+            write_csv(paths[-1], table)
+    write_text(out, render_html(context, figures(evaluation)))
     return [out, *paths]

@@ -48,6 +48,18 @@ def p_value_from_ci(estimate: float, low: float, high: float, *, level: float = 
     return float(math.exp(-0.717 * z - 0.416 * z * z))
 
 
+def p_value_from_bootstrap(delta: float, sd: float) -> float:
+    """pROC's bootstrap test (``roc.test(method="bootstrap")``): D = Δ / sd(Δ*), p = 2Φ(−|D|).
+
+    A zero ``sd`` gives p = 1 for a zero Δ and p = 0 otherwise. NaN in, NaN out.
+    """
+    if math.isnan(sd) or math.isnan(delta):
+        return float("nan")
+    if sd == 0:
+        return 1.0 if delta == 0 else 0.0
+    return float(2 * norm.sf(abs(delta / sd)))
+
+
 def verdict(ci_low: float, ci_high: float, p_value: float, *, alpha: float = 0.05) -> str:
     """The paper's reading of a ΔAUC = AUC(model) − AUC(baseline).
 

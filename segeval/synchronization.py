@@ -126,44 +126,82 @@ def op_synchronization(
     n_boot = check_positive_int(n_boot, "n_boot")
     seg = as_segments(segments, y.size)
     resampler = Resampler(y, resample=resample, clusters=clusters)
-
-    counts = np.bincount(seg.codes * 2 + y, minlength=2 * len(seg)).reshape(-1, 2)
-    defined = (counts > 0).all(axis=1)
-    excluded = tuple(seg.names[k] for k in np.flatnonzero(~defined))
-    if excluded:
+    spread = SpreadStatistic(y, s, seg, t)
+    if spread.excluded:
         warnings.warn(
             f"Segments with one class only have no operating point and are left out: "
-            f"{', '.join(excluded)}.",
+            f"{', '.join(spread.excluded)}.",
             UndefinedMetricWarning,
             stacklevel=2,
         )
-    kernel = OPKernel(y, s, seg.codes, len(seg), t)
-    kept = np.flatnonzero(defined)
-
-    def spread(w: Weights, total: float) -> NDArray[np.float64]:
-        fpr, tpr = kernel.points(w)
-        if kept.size < 2:
-            return np.full(t.size, np.nan if kept.size == 0 else 0.0)
-        return max_pairwise_distance(fpr[kept], tpr[kept])
-
     estimates, draws = bootstrap_distribution(
         [spread], resampler, n_boot=n_boot, seed=seed, n_jobs=n_jobs
     )
-    fpr, tpr = kernel.points(np.ones(y.size))
-    points = pd.DataFrame(
-        {
-            "segment": np.repeat(np.asarray(seg.names, dtype=object), t.size),
-            "threshold": np.tile(t, len(seg)),
-            "fpr": fpr.ravel(),
-            "tpr": tpr.ravel(),
-            "n_pos": np.repeat(counts[:, 1], t.size),
-            "n_neg": np.repeat(counts[:, 0], t.size),
-        }
+    return OPSyncResult(
+        points=spread.points(),
+        spread=spread_table(t, estimates, draws, ci),
+        excluded=spread.excluded,
     )
-    summaries = [summarize(estimates[j], draws[:, j], ci) for j in range(t.size)]
-    spread_table = pd.DataFrame(
+
+
+class SpreadStatistic:
+    """The spread of the segments' OPs at each threshold, as a bootstrap statistic of row weights.
+
+    Segments with one class have no OP and are left out (``excluded``); with fewer than two
+    segments left the spread is 0 (one segment) or NaN (none).
+    """
+
+    def __init__(
+        self,
+        y: NDArray[np.int8],
+        s: NDArray[np.float64],
+        segments: Segments,
+        thresholds: NDArray[np.float64],
+    ) -> None:
+        self.segments = segments
+        self.thresholds = thresholds
+        self.counts = np.bincount(segments.codes * 2 + y, minlength=2 * len(segments)).reshape(
+            -1, 2
+        )
+        defined = (self.counts > 0).all(axis=1)
+        self.excluded = tuple(segments.names[k] for k in np.flatnonzero(~defined))
+        self.kept = np.flatnonzero(defined)
+        self.kernel = OPKernel(y, s, segments.codes, len(segments), thresholds)
+        self.n = y.size
+
+    def __call__(self, w: Weights, total: float) -> NDArray[np.float64]:
+        if self.kept.size < 2:
+            return np.full(self.thresholds.size, np.nan if self.kept.size == 0 else 0.0)
+        fpr, tpr = self.kernel.points(w)
+        return max_pairwise_distance(fpr[self.kept], tpr[self.kept])
+
+    def points(self) -> pd.DataFrame:
+        """One row per (segment, threshold): fpr, tpr, n_pos, n_neg on the full data."""
+        t = self.thresholds
+        fpr, tpr = self.kernel.points(np.ones(self.n))
+        return pd.DataFrame(
+            {
+                "segment": np.repeat(np.asarray(self.segments.names, dtype=object), t.size),
+                "threshold": np.tile(t, len(self.segments)),
+                "fpr": fpr.ravel(),
+                "tpr": tpr.ravel(),
+                "n_pos": np.repeat(self.counts[:, 1], t.size),
+                "n_neg": np.repeat(self.counts[:, 0], t.size),
+            }
+        )
+
+
+def spread_table(
+    thresholds: NDArray[np.float64],
+    estimates: NDArray[np.float64],
+    draws: NDArray[np.float64],
+    ci: float,
+) -> pd.DataFrame:
+    """One row per threshold: spread, its percentile CI and the resamples used / undefined."""
+    summaries = [summarize(estimates[j], draws[:, j], ci) for j in range(thresholds.size)]
+    return pd.DataFrame(
         {
-            "threshold": t,
+            "threshold": thresholds,
             "spread": [r.estimate for r in summaries],
             "ci_low": [r.ci_low for r in summaries],
             "ci_high": [r.ci_high for r in summaries],
@@ -171,4 +209,3 @@ def op_synchronization(
             "n_boot_undefined": [r.n_boot_undefined for r in summaries],
         }
     )
-    return OPSyncResult(points=points, spread=spread_table, excluded=excluded)

@@ -68,7 +68,7 @@ def make_predictions(*, scale: float = 1.0, seed: SeedLike = 0) -> pd.DataFrame:
                 pd.DataFrame(
                     {
                         "image_id": ids,
-                        "patient_id": [f"{source}-{k // 2:05d}" for k in range(n)],
+                        "patient_id": [f"{source}{maker}-{k // 2:05d}" for k in range(n)],
                         "source": source,
                         "manufacturer": maker,
                         "label": y,

@@ -1,8 +1,10 @@
-"""The HTML report: same numbers as report.json, escaped names, undefined metrics shown."""
+"""The HTML report: every section, the same numbers as report.json, safe and offline."""
 
 from __future__ import annotations
 
 import json
+import re
+from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
@@ -10,27 +12,177 @@ import pytest
 
 import segeval as se
 from segeval.evaluate import evaluate_predictions
-from segeval.report import write_report
+from segeval.report import fmt, pct, write_report
+from segeval.synthetic import make_predictions
+
+SECTIONS = ("diagnostics", "data", "metrics", "comparison", "roc", "sync", "scores", "training")
 
 
-def tiny_preds(segment_names):
-    rng = np.random.default_rng(0)
-    rows = []
-    for name in segment_names:
-        y = np.array([0, 1] * 10)
-        for model in ("A", "B"):
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "image_id": [f"{name}-{k}" for k in range(20)],
-                        "model": model,
-                        "label": y,
-                        "score": rng.random(20),
-                        "site": name,
-                    }
+class Tables(HTMLParser):
+    """Every <table> of a page as a list of rows of cell texts, plus every src/href."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.links: list[str] = []
+        self.ids: list[str] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.links += [v for k, v in attrs.items() if k in ("src", "href") and v]
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def write_metrics_log(run_dir, seed):
+    rng = np.random.default_rng(seed)
+    run_dir.mkdir(parents=True)
+    with (run_dir / "metrics.jsonl").open("w") as f:
+        for step in (100, 200, 300):
+            for segment in ("__global__", "(S1, Ma)", "(S2, Ma)"):
+                f.write(
+                    json.dumps(
+                        {
+                            "step": step,
+                            "segment": segment,
+                            "wll": rng.random(),
+                            "auc": rng.random(),
+                            "n_pos": 5,
+                            "n_neg": 50,
+                        }
+                    )
+                    + "\n"
                 )
-            )
-    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    for name, seed in (("periodic_run", 1), ("bal_labels_run", 2)):
+        write_metrics_log(tmp / name, seed)
+    ev = evaluate_predictions(
+        make_predictions(scale=0.1, seed=3),
+        segment_by="source,manufacturer",
+        baseline="single_segment",
+        runs=[tmp / "periodic_run", tmp / "bal_labels_run"],
+        n_boot=60,
+        seed=0,
+    )
+    write_report(ev, tmp / "report.html")
+    page = Tables()
+    page.feed((tmp / "report.html").read_text())
+    return ev, json.loads((tmp / "report.json").read_text()), page, tmp
+
+
+def test_every_section_is_present(report):
+    _, data, page, _ = report
+    assert set(SECTIONS) <= set(page.ids)
+    assert data["training"] and data["roc"] and data["score_hist"]
+
+
+def metric_tables(page):
+    return [t for t in page.tables if t[0][:3] == ["segment", "n", "n_pos"]]
+
+
+def test_metric_tables_show_the_json_numbers(report):
+    _, data, page, _ = report
+    tables = metric_tables(page)
+    assert len(tables) == len(data["models"])
+    for model, table in zip(data["models"], tables, strict=True):
+        rows = [r for r in data["metrics"] if r["model"] == model]
+        assert len(table) - 1 == len(rows)
+        for shown, r in zip(table[1:], rows, strict=True):
+            assert shown[:9] == [
+                "global" if r["segment"] == "__global__" else r["segment"],
+                str(r["n"]),
+                str(r["n_pos"]),
+                str(r["n_neg"]),
+                pct(r["prevalence"]),
+                fmt(r["wll"]),
+                f"{fmt(r['wll_ci_low'])} – {fmt(r['wll_ci_high'])}",
+                fmt(r["auc"]),
+                f"{fmt(r['auc_ci_low'])} – {fmt(r['auc_ci_high'])}",
+            ]
+
+
+def test_comparison_table_shows_the_json_numbers(report):
+    _, data, page, _ = report
+    (table,) = [t for t in page.tables if t[0][:2] == ["segment", "method"]]
+    shown = {(row[0], row[1]): row for row in table[1:]}
+    assert len(shown) == len(data["comparisons"]) == 2 * 6
+    for r in data["comparisons"]:
+        row = shown[("global" if r["segment"] == "__global__" else r["segment"], r["model"])]
+        assert (
+            row[3] == f"{fmt(r['auc_baseline'])} ({fmt(r['auc_baseline_ci_low'])}, "
+            f"{fmt(r['auc_baseline_ci_high'])})"
+        )
+        assert (
+            row[5] == f"{fmt(r['delta_auc'])} ({fmt(r['delta_ci_low'])}, {fmt(r['delta_ci_high'])})"
+        )
+        assert row[6:10] == [
+            fmt(r[k], 4) for k in ("p_value", "p_holm", "p_value_bootstrap", "p_value_delong")
+        ]
+        assert row[10] == r["verdict"] and row[11] == r["verdict_holm"]
+
+
+def test_data_and_spread_tables_show_the_json_numbers(report):
+    _, data, page, _ = report
+    (table,) = [t for t in page.tables if t[0][:3] == ["segment", "images", "benign"]]
+    for shown, r in zip(table[1:], data["data"]["table"], strict=True):
+        assert shown[1:5] == [
+            str(r["n"]),
+            str(r["benign"]),
+            str(r["malignant"]),
+            pct(r["prevalence"]),
+        ]
+    spreads = [t for t in page.tables if t[0][:2] == ["threshold", "spread"]]
+    assert len(spreads) == len(data["models"])
+    rows = [r for r in data["op_spread"] if r["model"] == data["models"][0]]
+    for shown, r in zip(spreads[0][1:], rows, strict=True):
+        assert shown[1:3] == [fmt(r["spread"]), f"{fmt(r['ci_low'])} – {fmt(r['ci_high'])}"]
+
+
+def test_page_is_self_contained(report):
+    _, _, page, tmp = report
+    html = (tmp / "report.html").read_text()
+    assert page.links, "the page has images"
+    for link in page.links:
+        assert link.startswith(("data:image/png;base64,", "#")), link[:60]
+    assert "<link" not in html and "@import" not in html and "url(" not in html
+    assert "<script" not in html
+
+
+def test_significant_increases_are_bold_and_diagnostics_flag_the_shortcut(report):
+    _, data, _, tmp = report
+    html = (tmp / "report.html").read_text()
+    increases = [r for r in data["comparisons"] if r["verdict"] == "significant increase"]
+    assert html.count('<tr class="increase">') == len(increases)
+    flagged = {d["model"]: d["suspicious"] for d in data["diagnostics"]}
+    assert flagged["bal_labels"] is True and flagged["periodic"] is False
+    assert "Suspiciously good global metrics" in html
+
+
+def test_csv_tables_match_the_json(report):
+    _, data, _, tmp = report
+    metrics = pd.read_csv(tmp / "report_metrics.csv")
+    np.testing.assert_allclose(metrics.auc, [r["auc"] for r in data["metrics"]])
+    assert (tmp / "report_comparisons.csv").exists() and (tmp / "report_op_spread.csv").exists()
 
 
 def test_segment_names_are_escaped(tmp_path):
@@ -39,8 +191,27 @@ def test_segment_names_are_escaped(tmp_path):
     html = write_report(ev, tmp_path / "r.html")[0].read_text()
     assert "<script>" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
-    data = json.loads((tmp_path / "r.json").read_text())
-    assert evil in data["segments"]
+    assert evil in json.loads((tmp_path / "r.json").read_text())["segments"]
+
+
+def tiny_preds(segment_names, n=20, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name in segment_names:
+        y = np.array([0, 1] * (n // 2))
+        for model in ("A", "B"):
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "image_id": [f"{name}-{k}" for k in range(n)],
+                        "model": model,
+                        "label": y,
+                        "score": rng.random(n),
+                        "site": name,
+                    }
+                )
+            )
+    return pd.concat(rows, ignore_index=True)
 
 
 def test_one_class_segment_renders_undefined_with_reason(tmp_path):
@@ -49,8 +220,19 @@ def test_one_class_segment_renders_undefined_with_reason(tmp_path):
     with pytest.warns(se.UndefinedMetricWarning, match="Segment S2: Only negatives"):
         ev = evaluate_predictions(preds, segment_by="site", baseline="A", n_boot=20)
     html = write_report(ev, tmp_path / "r.html")[0].read_text()
-    assert "undefined" in html
     assert "Only negatives (label 0) present in y_true. WLL or AUC is not defined" in html
     data = json.loads((tmp_path / "r.json").read_text())
     s2 = next(r for r in data["metrics"] if r["segment"] == "S2")
     assert s2["auc"] is None  # NaN is written as null, never as an invalid JSON token
+    row = next(r for r in data["comparisons"] if r["segment"] == "S2")
+    assert row["verdict"] == "undefined"
+
+
+def test_five_hundred_segments_render(tmp_path):
+    names = [f"site{k:03d}" for k in range(500)]
+    ev = evaluate_predictions(tiny_preds(names, n=6), segment_by="site", baseline="A", n_boot=5)
+    out = write_report(ev, tmp_path / "r.html")[0]
+    html = out.read_text()
+    assert html.count("site499") >= 3
+    assert out.stat().st_size < 5_000_000
+    assert re.search(r'class="scroll"', html)  # long tables scroll instead of stretching

@@ -45,7 +45,7 @@ def test_report_end_to_end(tmp_path, preds_file, capsys):
     assert code == 0
     assert f"wrote {out}" in stdout
     data = json.loads(out.with_suffix(".json").read_text())
-    assert data["baseline"] == "single_segment"
+    assert set(data["baselines"].values()) == {"single_segment"}
     assert data["segments"][0] == "__global__"
     metrics = pd.read_csv(tmp_path / "r" / "report_metrics.csv")
     assert len(metrics) == 3 * 6
@@ -96,11 +96,11 @@ def test_synth_preds(tmp_path, capsys):
         ),
         (
             ["--preds", "{p}", "--segment-by", "hospital"],
-            "The segment column 'hospital' is not in the predictions; available columns: ",
+            "Segment column 'hospital' not found; available columns: image_id, patient_id, ",
         ),
         (
             ["--preds", "{p}", "--cluster", "visit"],
-            "The cluster column 'visit' is not in the predictions.",
+            "The cluster column 'visit' is not in the predictions; available columns: image_id, ",
         ),
         (
             ["--preds", "{p}", "--out", "report.pdf"],
