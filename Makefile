@@ -5,19 +5,24 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 DEMO := demo
 
-.PHONY: install demo test bench
+.PHONY: install browser demo test bench
 
 install:
 	@# torch first, from the CPU wheel: an unpinned torch would pull a multi-GB CUDA build.
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[train,dev]"
 
+# The report's browser test opens it in headless Chromium (Debian's package; needs root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 demo: install
 	segeval synth-preds --out $(DEMO)/preds.parquet
 	segeval report --preds $(DEMO)/preds.parquet --segment-by source,manufacturer \
 		--baseline single_segment --cluster patient_id --out $(DEMO)/report.html
 
-test: install
+test: install browser
 	ruff check .
 	ruff format --check .
 	mypy
@@ -25,3 +30,5 @@ test: install
 
 bench: install
 	$(PYTHON) bench/bootstrap.py
+	$(PYTHON) bench/sampling.py
+	$(PYTHON) bench/report.py

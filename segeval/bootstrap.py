@@ -261,13 +261,21 @@ class DeltaAUCResult:
 
 
 def summarize(
-    estimate: float, draws: NDArray[np.float64], ci: float, *, keep: bool = False
+    estimate: float,
+    draws: NDArray[np.float64],
+    ci: float,
+    *,
+    keep: bool = False,
+    what: str = "The statistic",
 ) -> BootstrapResult:
-    """Percentile CI and standard error of the defined (non-NaN) bootstrap draws."""
+    """Percentile CI and standard error of the defined (non-NaN) bootstrap draws.
+
+    ``what`` names the statistic in the warning given when no resample defines it.
+    """
     valid = draws[~np.isnan(draws)]
     n_undefined = draws.size - valid.size
     if valid.size == 0:
-        warn_undefined(f"The statistic is undefined on all {draws.size} resamples; no interval.")
+        warn_undefined(f"{what} is undefined on all {draws.size} resamples; no interval.")
         low = high = se = float("nan")
     else:
         alpha = (1 - ci) / 2

@@ -198,7 +198,10 @@ def spread_table(
     ci: float,
 ) -> pd.DataFrame:
     """One row per threshold: spread, its percentile CI and the resamples used / undefined."""
-    summaries = [summarize(estimates[j], draws[:, j], ci) for j in range(thresholds.size)]
+    summaries = [
+        summarize(estimates[j], draws[:, j], ci, what=f"The OP spread at threshold {t:g}")
+        for j, t in enumerate(thresholds)
+    ]
     return pd.DataFrame(
         {
             "threshold": thresholds,

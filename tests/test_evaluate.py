@@ -78,3 +78,82 @@ def test_inconsistent_labels_across_models(preds):
     bad.loc[first, "label"] = 1 - bad.loc[first, "label"]
     with pytest.raises(InputError, match="give different labels to the same image_id"):
         evaluate_predictions(bad, segment_by=None, n_boot=10)
+
+
+def test_op_spread_equals_op_synchronization(preds, evaluation):
+    p = by_model(preds, "bal_labels")
+    ref = se.op_synchronization(p.label, p.score, p[["source", "manufacturer"]], n_boot=100, seed=3)
+    got = evaluation.op_spread[evaluation.op_spread.model == "bal_labels"].drop(columns="model")
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), ref.spread)
+    points = evaluation.op_points[
+        (evaluation.op_points.model == "bal_labels") & (evaluation.op_points.segment != se.GLOBAL)
+    ]
+    np.testing.assert_array_equal(points.tpr.to_numpy(), ref.points.tpr.to_numpy())
+
+
+def test_roc_and_histograms_come_from_the_metrics(preds, evaluation):
+    p = by_model(preds, "periodic")
+    curve = evaluation.roc[
+        (evaluation.roc.model == "periodic") & (evaluation.roc.segment == se.GLOBAL)
+    ]
+    full = se.roc_curve(p.label, p.score)
+    assert curve.fpr.iloc[0] == 0 and curve.fpr.iloc[-1] == 1
+    assert set(zip(curve.fpr, curve.tpr, strict=True)) <= set(zip(full.fpr, full.tpr, strict=True))
+    hist = evaluation.score_hist[
+        (evaluation.score_hist.model == "periodic")
+        & (evaluation.score_hist.segment == se.GLOBAL)
+        & (evaluation.score_hist.label == 1)
+    ]
+    widths = hist.bin_right - hist.bin_left
+    assert (hist.density * widths).sum() == pytest.approx(1.0)
+    assert hist.n.iloc[0] == p.label.sum()
+
+
+def test_per_segment_baselines(preds):
+    ev = evaluate_predictions(
+        preds,
+        segment_by="source",
+        baseline="single_segment",
+        segment_baselines={"S2": "periodic"},
+        n_boot=20,
+    )
+    assert ev.baselines == {
+        "__global__": "single_segment",
+        "S1": "single_segment",
+        "S2": "periodic",
+        "S3": "single_segment",
+    }
+    s2 = ev.comparisons[ev.comparisons.segment == "S2"]
+    assert set(s2.baseline) == {"periodic"} and set(s2.model) == {"bal_labels", "single_segment"}
+    with pytest.raises(
+        InputError,
+        match=r"Unknown segment 'S9' in --baseline; the segments are "
+        r"S1, S2, S3",
+    ):
+        evaluate_predictions(
+            preds, segment_by="source", segment_baselines={"S9": "periodic"}, n_boot=5
+        )
+    with pytest.raises(InputError, match="Unknown baseline 'nobody'"):
+        evaluate_predictions(
+            preds, segment_by="source", segment_baselines={"S1": "nobody"}, n_boot=5
+        )
+
+
+def test_training_runs_are_read(tmp_path, preds):
+    run = tmp_path / "runA"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(
+        '{"step": 1, "segment": "__global__", "wll": 0.7, "auc": 0.6}\n'
+        '{"step": 2, "segment": "__global__", "wll": 0.6, "auc": 0.7}\n'
+    )
+    ev = evaluate_predictions(preds, segment_by=None, runs=[run], n_boot=5)
+    assert ev.training.run.tolist() == ["runA", "runA"] and ev.training.auc.tolist() == [0.6, 0.7]
+    (run / "metrics.jsonl").write_text(
+        '{"step": 1, "segment": "__global__", "wll": 0.7}\nnot json\n'
+    )
+    with pytest.raises(InputError, match=r"Line 1 of .* lacks the field\(s\) auc"):
+        evaluate_predictions(preds, segment_by=None, runs=[run], n_boot=5)
+    with pytest.raises(InputError, match=r"has no metrics\.jsonl"):
+        evaluate_predictions(preds, segment_by=None, runs=[tmp_path], n_boot=5)
+    with pytest.raises(InputError, match=r"The run directory '.*nope' does not exist"):
+        evaluate_predictions(preds, segment_by=None, runs=[tmp_path / "nope"], n_boot=5)
