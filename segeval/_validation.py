@@ -17,6 +17,14 @@ from numpy.typing import ArrayLike, NDArray
 SeedLike = int | np.random.Generator | np.random.SeedSequence | None
 
 
+class InputError(ValueError):
+    """Wrong input (an argument, a file, a column, a value), described in one sentence.
+
+    A ValueError, as scikit-learn raises for bad arguments; the command lines print its message
+    and exit with code 2. Anything else that escapes is a bug and keeps its traceback.
+    """
+
+
 class UndefinedMetricWarning(UserWarning):
     """A statistic is undefined on the given data (for example one class only); NaN is returned."""
 
@@ -30,9 +38,9 @@ def warn_undefined(reason: str) -> float:
 def _as_1d(name: str, values: ArrayLike) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional; got an array of shape {arr.shape}.")
+        raise InputError(f"{name} must be one-dimensional; got an array of shape {arr.shape}.")
     if arr.size == 0:
-        raise ValueError(f"{name} is empty; at least one sample is needed.")
+        raise InputError(f"{name} is empty; at least one sample is needed.")
     return arr
 
 
@@ -49,11 +57,11 @@ def check_labels(y_true: ArrayLike, name: str = "y_true") -> NDArray[np.int8]:
         return arr.astype(np.int8)
     if arr.dtype.kind not in "iuf":
         bad = [v for v in dict.fromkeys(arr.tolist()) if v not in (0, 1)]
-        raise ValueError(f"{name} must contain only 0 and 1; got {describe_values(bad)}.")
+        raise InputError(f"{name} must contain only 0 and 1; got {describe_values(bad)}.")
     invalid = ~np.isin(arr, (0, 1))
     if invalid.any():
         bad_values = np.unique(arr[invalid])
-        raise ValueError(
+        raise InputError(
             f"{name} must contain only 0 and 1; got {describe_values(list(bad_values))}."
         )
     return arr.astype(np.int8)
@@ -65,12 +73,12 @@ def check_scores(
     """Return finite float64 scores; with ``probability=True`` they must also lie in [0, 1]."""
     arr = _as_1d(name, y_score)
     if arr.dtype.kind not in "iufb":
-        raise ValueError(f"{name} must be numeric; got dtype {arr.dtype}.")
+        raise InputError(f"{name} must be numeric; got dtype {arr.dtype}.")
     arr = arr.astype(np.float64, copy=False)
     finite = np.isfinite(arr)
     if not finite.all():
         where = np.flatnonzero(~finite)
-        raise ValueError(
+        raise InputError(
             f"{name} must be finite; got {describe_values(list(arr[where]))} "
             f"at {where.size} position(s), first at index {where[0]}."
         )
@@ -78,7 +86,7 @@ def check_scores(
         outside = (arr < 0) | (arr > 1)
         if outside.any():
             where = np.flatnonzero(outside)
-            raise ValueError(
+            raise InputError(
                 f"{name} must be probabilities in [0, 1]; got {describe_values(list(arr[where]))} "
                 f"at {where.size} position(s), first at index {where[0]}."
             )
@@ -92,7 +100,7 @@ def check_sample_weight(sample_weight: ArrayLike | None, n: int) -> NDArray[np.f
     w = _as_1d("sample_weight", sample_weight).astype(np.float64)
     check_consistent_length(("y_true", n), ("sample_weight", w.size))
     if not np.isfinite(w).all() or (w < 0).any():
-        raise ValueError("sample_weight must be finite and non-negative.")
+        raise InputError("sample_weight must be finite and non-negative.")
     return w
 
 
@@ -101,20 +109,20 @@ def check_consistent_length(*named: tuple[str, int]) -> None:
     lengths = {n for _, n in named}
     if len(lengths) > 1:
         detail = ", ".join(f"{name} has {n}" for name, n in named)
-        raise ValueError(f"Inputs must have the same length; {detail}.")
+        raise InputError(f"Inputs must have the same length; {detail}.")
 
 
 def check_level(ci: float, name: str = "ci") -> float:
     """Confidence level strictly between 0 and 1."""
     if not isinstance(ci, (int, float, np.floating)) or not 0 < float(ci) < 1:
-        raise ValueError(f"{name} must be a confidence level strictly between 0 and 1; got {ci!r}.")
+        raise InputError(f"{name} must be a confidence level strictly between 0 and 1; got {ci!r}.")
     return float(ci)
 
 
 def check_positive_int(value: Any, name: str) -> int:
     """An integer >= 1 (bools rejected)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
+        raise InputError(f"{name} must be an integer >= 1; got {value!r}.")
     return int(value)
 
 
@@ -130,9 +138,9 @@ def as_seed_sequence(seed: SeedLike) -> np.random.SeedSequence:
         return np.random.SeedSequence(seed.integers(0, 2**63, size=4).tolist())
     if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
         if seed is not None and seed < 0:
-            raise ValueError(f"seed must be a non-negative integer; got {seed!r}.")
+            raise InputError(f"seed must be a non-negative integer; got {seed!r}.")
         return np.random.SeedSequence(None if seed is None else int(seed))
-    raise ValueError(
+    raise InputError(
         f"seed must be an int, a numpy Generator, a SeedSequence or None; got {seed!r}."
     )
 
@@ -149,7 +157,3 @@ def one_class_reason(
         return f"The total sample weight is zero. {what} is not defined in that case."
     present = "positives (label 1)" if w_pos > 0 else "negatives (label 0)"
     return f"Only {present} present in y_true. {what} is not defined in that case."
-
-
-class InputError(ValueError):
-    """A user's file or option is wrong; the CLI prints the message and exits with code 2."""

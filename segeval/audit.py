@@ -15,7 +15,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.stats import chi2_contingency
 
-from segeval._validation import check_labels
+from segeval._validation import InputError, check_labels
 from segeval.segments import GLOBAL, Segments, as_segments
 
 MIN_POSITIVES = 30
@@ -63,7 +63,7 @@ def audit_data(
     if patients is not None:
         pid = np.asarray(patients)
         if pid.size != y.size:
-            raise ValueError(f"patients has {pid.size} entries for {y.size} labels.")
+            raise InputError(f"patients has {pid.size} entries for {y.size} labels.")
         frame = pd.DataFrame({"patient": pid, "segment": seg.codes})
         table["patients"] = [
             *frame.groupby("segment")["patient"].nunique().reindex(range(len(seg))).tolist(),

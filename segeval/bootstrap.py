@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from segeval._kernels import AUCKernel, Weights, WLLKernel
 from segeval._validation import (
+    InputError,
     SeedLike,
     as_seed_sequence,
     check_consistent_length,
@@ -63,15 +64,15 @@ class Resampler:
         clusters: ArrayLike | None = None,
     ) -> None:
         if resample not in RESAMPLE_SCHEMES:
-            raise ValueError(f"resample must be one of {RESAMPLE_SCHEMES}; got {resample!r}.")
+            raise InputError(f"resample must be one of {RESAMPLE_SCHEMES}; got {resample!r}.")
         self.n = y_true.size
         self.scheme = resample
         if resample == "cluster":
             if clusters is None:
-                raise ValueError('resample="cluster" needs clusters (for example patient ids).')
+                raise InputError('resample="cluster" needs clusters (for example patient ids).')
             c = np.asarray(clusters)
             if c.ndim != 1:
-                raise ValueError(f"clusters must be one-dimensional; got shape {c.shape}.")
+                raise InputError(f"clusters must be one-dimensional; got shape {c.shape}.")
             check_consistent_length(("y_true", self.n), ("clusters", c.size))
             _, self.codes = np.unique(c, return_inverse=True)
             self.n_clusters = int(self.codes.max()) + 1
@@ -79,7 +80,7 @@ class Resampler:
             self.sizes = np.bincount(self.codes)
             self.members = np.split(order, np.cumsum(self.sizes)[:-1])
         elif clusters is not None:
-            raise ValueError(f'clusters are only used with resample="cluster"; got {resample!r}.')
+            raise InputError(f'clusters are only used with resample="cluster"; got {resample!r}.')
         if resample == "stratified":
             self.pos = np.flatnonzero(y_true == 1)
             self.neg = np.flatnonzero(y_true == 0)

@@ -52,7 +52,7 @@ def run(
     """Run ``commands[args.command]``; bad input becomes one line on stderr and exit code 2."""
     try:
         commands[args.command](args)
-    except (InputError, ValueError, OSError) as exc:
+    except (InputError, OSError) as exc:
         print(f"{prog} {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0

@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from segeval._kernels import AUCKernel, WLLKernel
 from segeval._validation import (
+    InputError,
     check_consistent_length,
     check_labels,
     check_sample_weight,
@@ -77,7 +78,7 @@ def weighted_log_loss(
     0.693...
     """
     if not 0 < eps < 0.5:
-        raise ValueError(f"eps must be in (0, 0.5); got {eps!r}.")
+        raise InputError(f"eps must be in (0, 0.5); got {eps!r}.")
     y, s, w = _check_binary_inputs(y_true, y_score, sample_weight, probability=True)
     reason = one_class_reason(y, "Weighted log loss", w)
     if reason:
@@ -162,11 +163,11 @@ def check_thresholds(thresholds: Sequence[float] | ArrayLike) -> NDArray[np.floa
     """Thresholds as a sorted float array of unique finite values."""
     t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
     if t.ndim != 1 or t.size == 0 or not np.isfinite(t).all():
-        raise ValueError(
+        raise InputError(
             f"thresholds must be a non-empty list of finite numbers; got {thresholds!r}."
         )
     if np.unique(t).size != t.size:
-        raise ValueError(f"thresholds must be distinct; got {thresholds!r}.")
+        raise InputError(f"thresholds must be distinct; got {thresholds!r}.")
     return t
 
 

@@ -167,10 +167,11 @@ def op_sync_figure(points: pd.DataFrame, spread: pd.DataFrame, title: str) -> Fi
     )
     _legend(left, len(colors))
     x = list(range(len(spread)))
-    low = (spread.spread - spread.ci_low).fillna(0)
-    high = (spread.ci_high - spread.spread).fillna(0)
     right.bar(x, spread.spread, color="tab:orange", alpha=0.8)
-    right.errorbar(x, spread.spread, yerr=[low, high], fmt="none", ecolor="black", capsize=4)
+    # The spread is a maximum, so its bootstrap distribution sits above it and the percentile
+    # interval may not contain the estimate: draw the interval itself, not error bars around it.
+    right.vlines(x, spread.ci_low, spread.ci_high, color="black")
+    right.scatter(x * 2, [*spread.ci_low, *spread.ci_high], marker="_", s=120, color="black")
     right.set_xticks(x, [f"t={t:g}" for t in spread.threshold])
     right.set(ylabel="spread (largest OP distance)", title="spread with CI (0 = synchronized)")
     fig.suptitle(title, fontsize=10)

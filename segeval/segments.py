@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from segeval._validation import check_consistent_length
+from segeval._validation import InputError, check_consistent_length
 
 GLOBAL = "__global__"
 
@@ -103,11 +103,11 @@ def parse_segment_by(segment_by: str | Sequence[str]) -> list[SegmentColumn]:
     else:
         parts = [str(p).strip() for p in segment_by]
     if not parts or any(not p for p in parts):
-        raise ValueError(f"segment_by must name at least one column; got {segment_by!r}.")
+        raise InputError(f"segment_by must name at least one column; got {segment_by!r}.")
     columns = [_parse_one(p) for p in parts]
     names = [c.name for c in columns]
     if len(set(names)) != len(names):
-        raise ValueError(f"segment_by names a column twice; got {segment_by!r}.")
+        raise InputError(f"segment_by names a column twice; got {segment_by!r}.")
     return columns
 
 
@@ -126,12 +126,12 @@ def _parse_one(spec: str) -> SegmentColumn:
     try:
         edges = tuple(float(v) for v in rest.split(","))
     except ValueError:
-        raise ValueError(
+        raise InputError(
             f"Bin edges of segment column {name!r} must be numbers like 'age:50,60,70'; "
             f"got {spec!r}."
         ) from None
     if not edges or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
-        raise ValueError(
+        raise InputError(
             f"Bin edges of segment column {name!r} must increase strictly; got {spec!r}."
         )
     return SegmentColumn(name.strip(), edges)
@@ -140,14 +140,14 @@ def _parse_one(spec: str) -> SegmentColumn:
 def _column_codes(frame: pd.DataFrame, col: SegmentColumn) -> tuple[NDArray[np.intp], list[str]]:
     if col.name not in frame.columns:
         available = ", ".join(map(str, frame.columns))
-        raise ValueError(f"Segment column {col.name!r} not found; available columns: {available}.")
+        raise InputError(f"Segment column {col.name!r} not found; available columns: {available}.")
     series = frame[col.name]
     missing = int(series.isna().sum())
     if missing:
-        raise ValueError(f"Segment column {col.name!r} has {missing} missing value(s).")
+        raise InputError(f"Segment column {col.name!r} has {missing} missing value(s).")
     if col.edges:
         if not pd.api.types.is_numeric_dtype(series):
-            raise ValueError(
+            raise InputError(
                 f"Segment column {col.name!r} is binned but is not numeric (dtype {series.dtype})."
             )
         codes = np.searchsorted(np.asarray(col.edges), series.to_numpy(float), side="right")
@@ -158,7 +158,7 @@ def _column_codes(frame: pd.DataFrame, col: SegmentColumn) -> tuple[NDArray[np.i
         codes, categories = pd.factorize(series.astype(str), sort=True)
     names = [str(c) for c in categories]
     if len(set(names)) != len(names):
-        raise ValueError(
+        raise InputError(
             f"Segment column {col.name!r} has distinct values that print alike: {names}."
         )
     return codes.astype(np.intp), names
@@ -179,7 +179,7 @@ def segment_keys(frame: pd.DataFrame, segment_by: str | Sequence[str]) -> Segmen
     """
     columns = parse_segment_by(segment_by)
     if len(frame) == 0:
-        raise ValueError("Cannot form segments of an empty table.")
+        raise InputError("Cannot form segments of an empty table.")
     per_column = [_column_codes(frame, c) for c in columns]
     radix = [len(labels) for _, labels in per_column]
     if float(np.prod(radix, dtype=np.float64)) < 2**62:
@@ -226,7 +226,7 @@ def as_segments(
         name = segments.name if isinstance(segments, pd.Series) and segments.name else "segment"
         arr = np.asarray(segments)
         if arr.ndim != 1:
-            raise ValueError(f"segments must be one label per row; got shape {arr.shape}.")
+            raise InputError(f"segments must be one label per row; got shape {arr.shape}.")
         seg = segment_keys(pd.DataFrame({str(name): arr}), [str(name)])
     check_consistent_length((against, n), ("segments", seg.codes.size))
     return seg

@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import norm
 
-from segeval._validation import check_level
+from segeval._validation import InputError, check_level
 
 SIGNIFICANT_INCREASE: Final = "significant increase"
 SIGNIFICANT_DECREASE: Final = "significant decrease"
@@ -39,7 +39,7 @@ def p_value_from_ci(estimate: float, low: float, high: float, *, level: float = 
     if any(math.isnan(v) for v in (estimate, low, high)):
         return float("nan")
     if high < low:
-        raise ValueError(f"The interval must have low <= high; got low={low!r}, high={high!r}.")
+        raise InputError(f"The interval must have low <= high; got low={low!r}, high={high!r}.")
     z_level = 1.96 if level == 0.95 else float(norm.ppf((1 + level) / 2))
     se = (high - low) / (2 * z_level)
     if se == 0:
@@ -87,10 +87,10 @@ def holm(p_values: ArrayLike) -> NDArray[np.float64]:
     """
     p = np.asarray(p_values, dtype=np.float64)
     if p.ndim != 1:
-        raise ValueError(f"p_values must be one-dimensional; got shape {p.shape}.")
+        raise InputError(f"p_values must be one-dimensional; got shape {p.shape}.")
     valid = ~np.isnan(p)
     if ((p[valid] < 0) | (p[valid] > 1)).any():
-        raise ValueError("p_values must lie in [0, 1].")
+        raise InputError("p_values must lie in [0, 1].")
     out = np.full(p.shape, np.nan)
     pv = p[valid]
     m = pv.size

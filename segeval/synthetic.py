@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from segeval._validation import SeedLike, as_seed_sequence
+from segeval._validation import InputError, SeedLike, as_seed_sequence
 
 # (source, manufacturer, images, prevalence), scaled down from the paper's Table 1.
 SEGMENTS = (
@@ -50,7 +50,7 @@ def make_predictions(*, scale: float = 1.0, seed: SeedLike = 0) -> pd.DataFrame:
     ['bal_labels', 'periodic', 'single_segment']
     """
     if not scale > 0:
-        raise ValueError(f"scale must be positive; got {scale!r}.")
+        raise InputError(f"scale must be positive; got {scale!r}.")
     rng = np.random.default_rng(as_seed_sequence(seed))
     rows = []
     for source, maker, n_images, prevalence in SEGMENTS:

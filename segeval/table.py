@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from segeval._kernels import AUCKernel, WLLKernel
 from segeval._validation import (
+    InputError,
     SeedLike,
     UndefinedMetricWarning,
     check_consistent_length,
@@ -74,7 +75,7 @@ def segment_table(
     check_consistent_length(("y_true", y.size), ("y_score", s.size))
     ci = check_level(ci)
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
-        raise ValueError(f"n_boot must be an integer >= 0; got {n_boot!r}.")
+        raise InputError(f"n_boot must be an integer >= 0; got {n_boot!r}.")
     cl = None if clusters is None else np.asarray(clusters)
     Resampler(y, resample=resample, clusters=cl)  # validates resample and clusters up front
     parts = with_global(None if segments is None else as_segments(segments, y.size), y.size)

@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 from torch.utils.data import Sampler
 
 from segeval import Segments
-from segeval._validation import check_labels
+from segeval._validation import InputError, check_labels
 from segeval.segments import as_segments
 from segtrain.sampling import IndexStream, Strategy
 
@@ -59,13 +59,13 @@ class PeriodicBatchSampler(Sampler[list[int]]):
     ) -> None:
         for name, value, low in (("batch_size", batch_size, 1), ("world_size", world_size, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+                raise InputError(f"{name} must be an integer >= {low}; got {value!r}.")
         if (
             isinstance(rank, bool)
             or not isinstance(rank, (int, np.integer))
             or not 0 <= rank < world_size
         ):
-            raise ValueError(
+            raise InputError(
                 f"rank must be an integer in [0, world_size) = [0, {world_size}); got {rank!r}."
             )
         y = check_labels(labels, "labels")
@@ -112,17 +112,17 @@ class PeriodicBatchSampler(Sampler[list[int]]):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue exactly where a sampler of the same stream stopped."""
         if state.get("version") != STATE_VERSION:
-            raise ValueError(
+            raise InputError(
                 f"Sampler state version {state.get('version')!r} is not {STATE_VERSION}."
             )
         if state.get("fingerprint") != self.fingerprint:
-            raise ValueError(
+            raise InputError(
                 "Sampler state belongs to another stream (different labels, segments, strategy, "
                 "seed, batch size or world size)."
             )
         next_batch = state.get("next_batch")
         if not isinstance(next_batch, int) or next_batch < 0:
-            raise ValueError(
+            raise InputError(
                 f"Sampler state next_batch must be an integer >= 0; got {next_batch!r}."
             )
         self.next_batch = next_batch

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from segeval import Segments
-from segeval._validation import check_labels
+from segeval._validation import InputError, check_labels
 from segeval.segments import as_segments
 
 Strategy = Literal["periodic", "balanced-segments", "balanced-labels", "single-segment"]
@@ -83,11 +83,11 @@ def build_pattern(n_min: ArrayLike) -> NDArray[np.int32]:
     """
     n = np.asarray(n_min)
     if n.ndim != 1 or n.size == 0 or n.dtype.kind not in "iu" or (n < 0).any():
-        raise ValueError(f"n_min must be a non-empty list of non-negative integers; got {n_min!r}.")
+        raise InputError(f"n_min must be a non-empty list of non-negative integers; got {n_min!r}.")
     n = n.astype(np.int64)
     total = int(n.sum())
     if total == 0:
-        raise ValueError("n_min sums to 0: no DS has samples of both labels.")
+        raise InputError("n_min sums to 0: no DS has samples of both labels.")
     pattern = np.full(total, -1, dtype=np.int32)
     # int32 slots halve the memory traffic of the searches; every array shares the dtype so that
     # numpy never converts the large one.
@@ -115,7 +115,7 @@ def build_pattern(n_min: ArrayLike) -> NDArray[np.int32]:
 
 def _check_strategy(strategy: str) -> None:
     if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}.")
+        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}.")
 
 
 @dataclass(frozen=True)
@@ -156,18 +156,18 @@ def make_plan(
     rarer = np.minimum(n_pos, n_neg)
     if strategy == "single-segment":
         if segment not in seg.names:
-            raise ValueError(
+            raise InputError(
                 f"strategy 'single-segment' needs segment= one of {', '.join(seg.names)}; "
                 f"got {segment!r}."
             )
         keep = np.array([name == segment for name in seg.names])
     elif segment is not None:
-        raise ValueError(f"segment= is only used with strategy 'single-segment'; got {strategy!r}.")
+        raise InputError(f"segment= is only used with strategy 'single-segment'; got {strategy!r}.")
     else:
         keep = np.ones(len(seg), dtype=bool)
     if strategy == "balanced-labels":
         if int(n_pos.sum()) == 0 or int(n_neg.sum()) == 0:
-            raise ValueError("The labels hold one class only; no strategy can alternate labels.")
+            raise InputError("The labels hold one class only; no strategy can alternate labels.")
         # Half the draws are positives drawn from all positives, half negatives from all negatives.
         share = 0.5 * (n_pos / n_pos.sum() + n_neg / n_neg.sum())
         return Plan(strategy, seg.names, n_pos, n_neg, np.zeros_like(n_pos), share, ())
@@ -181,7 +181,7 @@ def make_plan(
         )
     usable = keep & (rarer > 0)
     if not usable.any():
-        raise ValueError("Every segment is left out: none has samples of both labels.")
+        raise InputError("Every segment is left out: none has samples of both labels.")
     quota = np.where(usable, rarer if strategy != "balanced-segments" else 1, 0)
     return Plan(strategy, seg.names, n_pos, n_neg, quota, quota / quota.sum(), left_out)
 
@@ -212,7 +212,7 @@ class IndexStream:
         segment: str | None = None,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer; got {seed!r}.")
+            raise InputError(f"seed must be a non-negative integer; got {seed!r}.")
         self.seed = int(seed)
         y = check_labels(labels, "labels")
         segments = as_segments(segments, y.size, "labels")
@@ -255,7 +255,7 @@ class IndexStream:
     def indices(self, start: int, stop: int) -> NDArray[np.int64]:
         """Sample indices at stream positions [start, stop)."""
         if not 0 <= start <= stop:
-            raise ValueError(f"Need 0 <= start <= stop; got start={start}, stop={stop}.")
+            raise InputError(f"Need 0 <= start <= stop; got start={start}, stop={stop}.")
         return self.indices_at(np.arange(start, stop, dtype=np.int64))
 
     def indices_at(self, t: NDArray[np.int64]) -> NDArray[np.int64]:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -129,3 +130,120 @@ def test_bad_options_exit_2(capsys, preds_file, argv, message):
         main(["report", "--preds", str(preds_file), *argv])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def bad_preds_files(tmp_path):
+    """(file(s), expected start of the error) for every bad predictions input of the issue."""
+    good = make_predictions(scale=0.05, seed=2)
+    cases = []
+
+    def save(name, frame):
+        path = tmp_path / name
+        (frame.to_csv(path, index=False) if name.endswith(".csv") else frame.to_parquet(path))
+        return path
+
+    cases.append(([tmp_path / "absent.parquet"], "The predictions file"))
+    notes = tmp_path / "preds.txt.gz"
+    notes.write_bytes(b"\x1f\x8b garbage")
+    cases.append(([notes], "The predictions file"))
+    cases.append(([save("nolabel.parquet", good.drop(columns="label"))], "The predictions file"))
+    for value, start in (
+        (np.nan, "Column 'score'"),
+        (np.inf, "Column 'score'"),
+        (1.5, "Column 'score'"),
+    ):
+        bad = good.copy()
+        bad.loc[3, "score"] = value
+        cases.append(([save(f"score{len(cases)}.parquet", bad)], start))
+    bad = good.copy()
+    bad["label"] = bad["label"].astype(object)
+    bad.loc[0, "label"] = "yes"
+    cases.append(([save("label.csv", bad)], "Column 'label'"))
+    cases.append(
+        ([save("dup.parquet", pd.concat([good, good.iloc[:1]]))], "1 duplicate (image_id, model)")
+    )
+    other = good[good.model == "periodic"].assign(model="extra").iloc[5:]
+    cases.append(([save("a.parquet", good), save("b.parquet", other)], "Models "))
+    return cases
+
+
+def test_every_bad_predictions_input_exits_2_with_one_sentence(tmp_path, capsys):
+    for files, start in bad_preds_files(tmp_path):
+        argv = [
+            "report",
+            *[arg for f in files for arg in ("--preds", str(f))],
+            "--out",
+            str(tmp_path / "r.html"),
+        ]
+        code, _, err = run(capsys, *argv)
+        assert code == 2, (files, err)
+        assert err.startswith(f"segeval report: error: {start}"), err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert not (tmp_path / "r.html").exists()
+
+
+def test_per_segment_baseline_and_runs(tmp_path, preds_file, capsys):
+    run_dir = tmp_path / "run1"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text(
+        '{"step": 10, "segment": "__global__", "wll": 0.6, "auc": 0.7}\n'
+    )
+    out = tmp_path / "r.html"
+    code, _, err = run(
+        capsys,
+        "report",
+        "--preds",
+        preds_file,
+        "--segment-by",
+        "source",
+        "--baseline",
+        "single_segment",
+        "--baseline",
+        "S2=periodic",
+        "--run",
+        run_dir,
+        "--n-boot",
+        "20",
+        "--out",
+        out,
+    )
+    assert code == 0, err
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["baselines"]["S2"] == "periodic" and data["baselines"]["S1"] == "single_segment"
+    assert data["training"][0]["run"] == "run1"
+    assert 'id="training"' in out.read_text()
+    code, _, err = run(capsys, "report", "--preds", preds_file, "--baseline", "=x", "--out", out)
+    assert code == 2 and "--baseline must be MODEL or SEGMENT=MODEL; got '=x'." in err
+
+
+def test_audit_formats(tmp_path, capsys):
+    manifest = tmp_path / "m.csv"
+    make_predictions(scale=0.1).query("model == 'periodic'").to_csv(manifest, index=False)
+    code, out, _ = run(
+        capsys, "audit", "--manifest", manifest, "--segment-by", "source,manufacturer"
+    )
+    assert code == 0
+    assert "(S1, Ma)" in out and "Prevalence differs across segments" in out
+    code, out, _ = run(
+        capsys, "audit", "--manifest", manifest, "--segment-by", "source", "--format", "json"
+    )
+    data = json.loads(out)
+    assert [r["segment"] for r in data["table"]] == ["S1", "S2", "S3", "__global__"]
+    code, out, _ = run(
+        capsys,
+        "audit",
+        "--manifest",
+        manifest,
+        "--segment-by",
+        "source",
+        "--format",
+        "html",
+        "--out",
+        tmp_path / "a.html",
+    )
+    assert code == 0 and "<table>" in (tmp_path / "a.html").read_text()
+    code, _, err = run(capsys, "audit", "--manifest", tmp_path / "none.csv", "--segment-by", "x")
+    assert (
+        code == 2
+        and err == f"segeval audit: error: The manifest '{tmp_path / 'none.csv'}' does not exist.\n"
+    )
