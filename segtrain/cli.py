@@ -1,4 +1,4 @@
-"""The ``segtrain`` command: ``plan``.
+"""The ``segtrain`` command: ``plan``, ``synth``, ``prepare``.
 
 The CLI parses options and wires library calls; bad input ends with one sentence on stderr and
 exit code 2, never a traceback.
@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from segeval._validation import InputError
 from segeval.cliutils import positive_int, run
 
 
@@ -55,6 +58,59 @@ def build_parser() -> argparse.ArgumentParser:
         help="batch size for the expected draws (default: 24)",
     )
     plan.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    syn = sub.add_parser(
+        "synth",
+        help="write a synthetic multi-source mammography-like data set and its manifest",
+        description="Write DICOM or PNG images of synthetic breasts in the segments of the "
+        "paper's Table 1 (sizes and prevalences scaled by --scale), with device signatures per "
+        "manufacturer, a nuisance cue per source and lesions with their boxes, plus "
+        "DIR/manifest.csv.",
+    )
+    syn.add_argument("--out", required=True, type=Path, help="output folder")
+    syn.add_argument(
+        "--scale",
+        type=float,
+        default=0.01,
+        help="fraction of Table 1's image counts (default: 0.01; at least 2 images "
+        "of each label per segment)",
+    )
+    syn.add_argument(
+        "--segments",
+        metavar="S:M,...",
+        help="segments to write, e.g. S1:Ma,S2:Ma (default: all nine of Table 1)",
+    )
+    syn.add_argument("--format", choices=("dcm", "png"), default="dcm", help="image format")
+    syn.add_argument(
+        "--compress", choices=("j2k", "rle"), help="lossless DICOM compression (JPEG 2000 or RLE)"
+    )
+    syn.add_argument("--height", type=positive_int, default=256, help="image height (256)")
+    syn.add_argument("--width", type=positive_int, default=192, help="image width (192)")
+    syn.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+    prep = sub.add_parser(
+        "prepare",
+        help="preprocess every image of a manifest once and cache the arrays",
+        description="Read, preprocess (resize, breast mask, flip, crop/pad, normalize) and save "
+        "every image of a manifest as an array under OUT, with OUT/manifest.csv pointing at "
+        "them. Resumes an interrupted run.",
+    )
+    prep.add_argument("--manifest", required=True, type=Path, help="manifest, CSV or Parquet")
+    prep.add_argument("--out", required=True, type=Path, help="cache folder")
+    prep.add_argument("--height", type=positive_int, default=1152, help="image height (1152)")
+    prep.add_argument("--width", type=positive_int, default=832, help="image width (832)")
+    prep.add_argument(
+        "--target-mean",
+        type=float,
+        default=0.25,
+        help="mean pixel value of every image (default: 0.25)",
+    )
+    prep.add_argument(
+        "--workers",
+        type=positive_int,
+        default=max(1, os.cpu_count() or 1),
+        help="worker processes (default: all cores)",
+    )
     return parser
 
 
@@ -63,7 +119,10 @@ def _plan(args: argparse.Namespace) -> None:
     from segtrain.manifest import read_manifest
     from segtrain.sampling import make_plan, plan_table
 
-    df, segments = read_manifest(args.manifest, args.segment_by, required=("label",))
+    df, segments = read_manifest(
+        args.manifest, args.segment_by, required=("label",), check_files=False
+    )
+    assert segments is not None
     strategies = args.strategy or ["periodic", "balanced-segments", "balanced-labels"]
     if args.segment and "single-segment" not in strategies:
         strategies.append("single-segment")
@@ -93,6 +152,47 @@ def _plan(args: argparse.Namespace) -> None:
         print(f"warning: {note}", file=sys.stderr)
 
 
+def _synth(args: argparse.Namespace) -> None:
+    from segtrain.synth import make_dataset
+
+    segments = None
+    if args.segments:
+        segments = [tuple(part.split(":", 1)) for part in args.segments.split(",")]
+        if any(len(s) != 2 for s in segments):
+            raise InputError(f"--segments must look like S1:Ma,S2:Mb; got {args.segments!r}.")
+    manifest = make_dataset(
+        args.out,
+        scale=args.scale,
+        segments=segments,  # type: ignore[arg-type]
+        image_format=args.format,
+        compress=args.compress,
+        height=args.height,
+        width=args.width,
+        seed=args.seed,
+    )
+    print(f"wrote {len(manifest)} images and {args.out / 'manifest.csv'}")
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from segtrain.manifest import read_manifest
+    from segtrain.prepare import prepare
+
+    total = len(read_manifest(args.manifest)[0])
+    with tqdm(total=total, desc="prepare", unit="image", disable=None) as bar:
+        prepared = prepare(
+            args.manifest,
+            args.out,
+            height=args.height,
+            width=args.width,
+            target_mean=args.target_mean,
+            workers=args.workers,
+            progress=bar.update,
+        )
+    print(f"wrote {len(prepared)} arrays and {args.out / 'manifest.csv'}")
+
+
 def _side_by_side(rows: list[dict[str, object]]) -> pd.DataFrame:
     """One row per DS: its counts, then (p, period, draws) under each strategy."""
     table = pd.DataFrame(rows)
@@ -109,7 +209,7 @@ def _side_by_side(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run("segtrain", args, {"plan": _plan})
+    return run("segtrain", args, {"plan": _plan, "synth": _synth, "prepare": _prepare})
 
 
 if __name__ == "__main__":
