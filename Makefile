@@ -32,3 +32,4 @@ bench: install
 	$(PYTHON) bench/bootstrap.py
 	$(PYTHON) bench/sampling.py
 	$(PYTHON) bench/report.py
+	$(PYTHON) bench/data.py

@@ -95,7 +95,10 @@ def breast_mask(image: NDArray[np.float32]) -> NDArray[np.bool_]:
     logged = np.log1p(1000 * (image - low) / (high - low))
     mask = logged > otsu_threshold(logged)
     structure = np.ones((5, 5), dtype=bool)
-    mask = ndimage.binary_closing(ndimage.binary_opening(mask, structure), structure)
+    # Pad by replicating the border, so that the breast keeps touching the chest-wall edge.
+    padded = np.pad(mask, 2, mode="edge")
+    padded = ndimage.binary_closing(ndimage.binary_opening(padded, structure), structure)
+    mask = padded[2:-2, 2:-2]
     labels, n = ndimage.label(mask)
     if n == 0:
         raise InputError("No breast region was found in the image.")

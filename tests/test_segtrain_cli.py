@@ -99,3 +99,65 @@ def test_bad_labels_and_missing_label_column(capsys, tmp_path):
     pd.DataFrame({"source": ["a", "b"]}).to_csv(path, index=False)
     code, _, err = run(capsys, "plan", "--manifest", path, "--segment-by", "source")
     assert code == 2 and "lacks the required column(s) label" in err
+
+
+def test_synth_and_prepare(capsys, tmp_path):
+    code, out, err = run(
+        capsys,
+        "synth",
+        "--out",
+        tmp_path / "raw",
+        "--scale",
+        "0.0005",
+        "--segments",
+        "S1:Ma,S2:Mb",
+        "--height",
+        "96",
+        "--width",
+        "72",
+        "--compress",
+        "rle",
+    )
+    assert code == 0, err
+    assert "wrote 23 images" in out  # S1:Ma 7 + 4 (scaled), S2:Mb 10 + 2 (at least 2)
+    code, out, err = run(
+        capsys,
+        "prepare",
+        "--manifest",
+        tmp_path / "raw" / "manifest.csv",
+        "--out",
+        tmp_path / "cache",
+        "--height",
+        "64",
+        "--width",
+        "48",
+        "--workers",
+        "2",
+    )
+    assert code == 0, err
+    prepared = pd.read_csv(tmp_path / "cache" / "manifest.csv")
+    assert len(prepared) == 23 and prepared.background.notna().all()
+
+
+def test_synth_and_prepare_bad_input(capsys, tmp_path):
+    code, _, err = run(capsys, "synth", "--out", tmp_path, "--segments", "S1-Ma")
+    assert code == 2 and "--segments must look like S1:Ma,S2:Mb; got 'S1-Ma'." in err
+    code, _, err = run(capsys, "synth", "--out", tmp_path, "--format", "png", "--compress", "rle")
+    assert code == 2 and "compress must be 'j2k' or 'rle' with DICOM images" in err
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame(
+        {
+            "image_id": ["a", "b"],
+            "patient_id": ["p", "q"],
+            "path": ["a.dcm", "b.dcm"],
+            "label": [0, 1],
+        }
+    ).to_csv(manifest, index=False)
+    code, _, err = run(capsys, "prepare", "--manifest", manifest, "--out", tmp_path / "c")
+    assert code == 2 and "2 image file(s) listed in" in err and "a.dcm, b.dcm." in err
+    (tmp_path / "a.dcm").write_bytes(b"garbage")
+    (tmp_path / "b.dcm").write_bytes(b"garbage")
+    code, _, err = run(
+        capsys, "prepare", "--manifest", manifest, "--out", tmp_path / "c", "--workers", "1"
+    )
+    assert code == 2 and f"The DICOM file '{tmp_path / 'a.dcm'}' cannot be decoded" in err
