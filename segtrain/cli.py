@@ -1,4 +1,4 @@
-"""The ``segtrain`` command: ``plan``, ``synth``, ``prepare``.
+"""The ``segtrain`` command: ``plan``, ``synth``, ``prepare``, ``fit``, ``predict``.
 
 The CLI parses options and wires library calls; bad input ends with one sentence on stderr and
 exit code 2, never a traceback.
@@ -19,10 +19,10 @@ import pandas as pd
 
 from segeval._validation import InputError
 from segeval.cliutils import positive_int, run
+from segtrain.sampling import STRATEGIES
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from segtrain.sampling import STRATEGIES
 
     parser = argparse.ArgumentParser(
         prog="segtrain",
@@ -111,7 +111,125 @@ def build_parser() -> argparse.ArgumentParser:
         default=max(1, os.cpu_count() or 1),
         help="worker processes (default: all cores)",
     )
+    fit = sub.add_parser(
+        "fit",
+        help="train a classifier with periodic sampling (or a baseline strategy)",
+        description="Train the paper's model. Batches come from the chosen sampling strategy; "
+        "the EMA weights are validated every --val-every steps globally and per segment; the "
+        "run folder gets config.toml, split.parquet, metrics.jsonl, checkpoints/{last,best}.pt "
+        "and preds/val.parquet. Multi-GPU: launch with torchrun.",
+    )
+    fit.add_argument("--manifest", help="manifest (raw or from segtrain prepare)")
+    fit.add_argument(
+        "--segment-by", metavar="COLS", help="segment columns, e.g. source,manufacturer"
+    )
+    fit.add_argument("--strategy", choices=STRATEGIES, help="sampling strategy (default: periodic)")
+    fit.add_argument("--segment", help="the DS of --strategy single-segment, e.g. '(S1, Ma)'")
+    fit.add_argument("--out", type=Path, help="run folder")
+    fit.add_argument("--config", type=Path, help="TOML file of settings (flags override it)")
+    fit.add_argument("--steps", type=positive_int, help="training steps (default: 150000)")
+    fit.add_argument("--batch-size", type=positive_int, help="global batch size (default: 24)")
+    fit.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-4)")
+    fit.add_argument("--ema-decay", type=float, help="EMA decay (default: 0.99)")
+    fit.add_argument("--val-every", type=positive_int, help="steps between validations (1000)")
+    fit.add_argument(
+        "--image-size",
+        metavar="HxW",
+        type=_image_size,
+        help="image height x width (default: 1152x832)",
+    )
+    fit.add_argument("--width", type=float, help="model channel multiplier (default: 1)")
+    fit.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    fit.add_argument("--workers", type=int, help="data loader workers (default: 2)")
+    fit.add_argument("--seed", type=int, help="random seed (default: 0)")
+    fit.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    fit.add_argument("--compile", action="store_true", help="torch.compile the model")
+    fit.add_argument("--init-backbone", help="checkpoint whose backbone initializes the model")
+    fit.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN")
+    fit.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+
+    pred = sub.add_parser(
+        "predict",
+        help="score a manifest with a checkpoint; write the predictions file segeval reads",
+        description="Score every image of a manifest with a checkpoint's EMA weights and write "
+        "the predictions file (image_id, model, label, score, patient_id, segment columns).",
+    )
+    pred.add_argument("--checkpoint", required=True, type=Path, help="RUN/checkpoints/best.pt")
+    pred.add_argument("--manifest", required=True, type=Path, help="manifest to score")
+    pred.add_argument("--model-name", required=True, help="value of the model column")
+    pred.add_argument("--out", required=True, type=Path, help="predictions file (.parquet/.csv)")
+    pred.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    pred.add_argument("--batch-size", type=positive_int, default=32, help="batch size (32)")
     return parser
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like 1152x832; got {text!r}") from None
+    return height, width
+
+
+def _fit(args: argparse.Namespace) -> None:
+    from segtrain.config import resolve
+    from segtrain.train import TrainingError, fit
+
+    config_file = args.config
+    out = args.out
+    if args.resume is not None:
+        config_file = args.resume / "config.toml"
+        if not config_file.is_file():
+            raise InputError(
+                f"--resume: {str(args.resume)!r} is not a segtrain run (no config.toml)."
+            )
+        out = args.resume
+    height, width = args.image_size or (None, None)
+    config = resolve(
+        config_file,
+        manifest=args.manifest,
+        segment_by=args.segment_by,
+        out=_str(out),
+        strategy=args.strategy,
+        segment=args.segment,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        ema_decay=args.ema_decay,
+        val_every=args.val_every,
+        image_height=height,
+        image_width=width,
+        width=args.width,
+        device=args.device,
+        workers=args.workers,
+        seed=args.seed,
+        augment=False if args.no_augment else None,
+        compile=True if args.compile else None,
+        init_backbone=args.init_backbone,
+    )
+    try:
+        run_dir = fit(config, resume=args.resume is not None, overwrite=args.overwrite)
+    except TrainingError as exc:
+        raise InputError(str(exc)) from exc
+    print(f"wrote {run_dir}")
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from segtrain.predict import predict
+
+    preds = predict(
+        args.checkpoint,
+        args.manifest,
+        args.out,
+        model_name=args.model_name,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
+    print(f"wrote {args.out} ({len(preds)} predictions)")
 
 
 def _plan(args: argparse.Namespace) -> None:
@@ -209,7 +327,11 @@ def _side_by_side(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run("segtrain", args, {"plan": _plan, "synth": _synth, "prepare": _prepare})
+    return run(
+        "segtrain",
+        args,
+        {"plan": _plan, "synth": _synth, "prepare": _prepare, "fit": _fit, "predict": _predict},
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,133 @@
+"""One process or many (``torchrun``): rank, world size, device, and batch norm over all ranks.
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them this is a single process. The
+backend is NCCL on GPUs and gloo on CPUs. ``GlobalBatchNorm2d`` normalizes with the statistics of
+the *global* batch (summed over ranks with an autograd-aware all-reduce), so that W processes
+of batch b train like one process of batch W*b. torch's SyncBatchNorm does this on GPUs only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where this process stands: rank, world size, and its device."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device: str = "auto") -> Context:
+    """Join the process group when launched by torchrun, and pick the device.
+
+    ``device``: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+    """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device} was asked for, but no CUDA device is available.")
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    if device.startswith("cuda") and world_size > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+    return Context(rank, world_size, torch.device(device))
+
+
+def teardown() -> None:
+    """Leave the process group once every rank is done (none exits while others still talk)."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks, differentiably: the gradient of a sum is the sum of the gradients."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        out = grad.clone()
+        dist.all_reduce(out)
+        return out
+
+
+class GlobalBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics cover the batches of all ranks."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
+        sums = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count])
+        sums = _AllReduceSum.apply(sums)
+        c = x.shape[1]
+        n = sums[-1]
+        mean = sums[:c] / n
+        var = sums[c : 2 * c] / n - mean * mean
+        if self.running_mean is not None and self.running_var is not None:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 0.1
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1), alpha=m)
+        shape = (1, c, 1, 1)
+        y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
+def convert_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm2d of ``module`` by a GlobalBatchNorm2d with the same state."""
+    for name, child in module.named_children():
+        if type(child) is nn.BatchNorm2d:
+            replacement = GlobalBatchNorm2d(
+                child.num_features,
+                child.eps,
+                child.momentum,
+                child.affine,
+                child.track_running_stats,
+            )
+            replacement.load_state_dict(child.state_dict())
+            setattr(module, name, replacement)
+        else:
+            convert_batchnorm(child)
+    return module
+
+
+def all_gather_concat(values: torch.Tensor) -> torch.Tensor:
+    """Concatenate a 1-D tensor of any length from every rank, in rank order."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return values
+    sizes = [
+        torch.zeros(1, dtype=torch.long, device=values.device) for _ in range(dist.get_world_size())
+    ]
+    dist.all_gather(sizes, torch.tensor([values.numel()], device=values.device))
+    longest = int(max(s.item() for s in sizes))
+    padded = torch.zeros(longest, dtype=values.dtype, device=values.device)
+    padded[: values.numel()] = values
+    gathered = [torch.zeros_like(padded) for _ in sizes]
+    dist.all_gather(gathered, padded)
+    return torch.cat([g[: int(s.item())] for g, s in zip(gathered, sizes, strict=True)])
