@@ -33,3 +33,4 @@ bench: install
 	$(PYTHON) bench/sampling.py
 	$(PYTHON) bench/report.py
 	$(PYTHON) bench/data.py
+	$(PYTHON) bench/train.py

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from segeval._validation import InputError
 from segtrain.images import read_image
 from segtrain.preprocess import HEIGHT, TARGET_MEAN, WIDTH, preprocess
 
@@ -57,7 +58,7 @@ class ManifestDataset(Dataset[tuple[torch.Tensor, int, int]]):
                 target_mean=self.target_mean,
             ).image
         if image.shape != (self.height, self.width):
-            raise ValueError(
+            raise InputError(
                 f"{str(self.paths[index])!r} has shape {image.shape}; expected "
                 f"{(self.height, self.width)} (prepare the cache with the same image size)."
             )
