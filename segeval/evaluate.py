@@ -183,7 +183,7 @@ def evaluate_predictions(
         ),
         metrics=metrics,
         comparisons=comparisons,
-        diagnostics=global_vs_local(metrics),
+        diagnostics=_diagnostics(metrics, training),
         op_points=op_points,
         op_spread=pd.concat([s[1] for s in spreads], ignore_index=True)
         if spreads
@@ -201,6 +201,19 @@ def evaluate_predictions(
             "thresholds": t.tolist(),
         },
     )
+
+
+def _diagnostics(metrics: pd.DataFrame, training: pd.DataFrame) -> pd.DataFrame:
+    """Global-vs-local flags on the evaluated set, and on each run's last validation."""
+    frames = [global_vs_local(metrics).assign(on="evaluated set")]
+    if len(training):
+        last = training[training.step == training.groupby("run").step.transform("max")]
+        last = last.rename(columns={"run": "model"})
+        frames.append(global_vs_local(last).assign(on="validation, last step"))
+    table = pd.concat(frames, ignore_index=True)
+    on_validation = table.on != "evaluated set"
+    table.loc[on_validation, "message"] = "Validation: " + table.loc[on_validation, "message"]
+    return table
 
 
 def _segment_columns(segment_by: str | Sequence[str] | None) -> list[str]:

@@ -156,9 +156,12 @@ def synth_image(
 
 
 def segment_sizes(
-    scale: float, segments: Sequence[tuple[str, str]] | None = None
+    scale: float,
+    segments: Sequence[tuple[str, str]] | None = None,
+    *,
+    min_per_label: int = 2,
 ) -> dict[tuple[str, str], tuple[int, int]]:
-    """Benign and malignant images per segment: Table 1 scaled, at least 2 of each label."""
+    """Benign and malignant images per segment: Table 1 scaled, at least ``min_per_label`` each."""
     if not scale > 0:
         raise InputError(f"scale must be positive; got {scale!r}.")
     chosen = list(TABLE1) if segments is None else list(segments)
@@ -168,7 +171,10 @@ def segment_sizes(
         known = ", ".join(f"{a}:{b}" for a, b in TABLE1)
         raise InputError(f"Unknown segment(s) {names}; Table 1 has {known}.")
     return {
-        s: (max(2, round(TABLE1[s][0] * scale)), max(2, round(TABLE1[s][1] * scale)))
+        s: (
+            max(min_per_label, round(TABLE1[s][0] * scale)),
+            max(min_per_label, round(TABLE1[s][1] * scale)),
+        )
         for s in chosen
     }
 
@@ -227,12 +233,14 @@ def make_dataset(
     height: int = 256,
     width: int = 192,
     images_per_patient: int = 2,
+    min_per_label: int = 2,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Write images and ``manifest.csv`` to ``out``; return the manifest.
 
     ``image_format`` is ``dcm`` or ``png``; ``compress`` (DICOM only) is ``j2k`` (JPEG 2000
-    lossless) or ``rle``. The same seed gives the same images.
+    lossless) or ``rle``. Each segment gets at least ``min_per_label`` images of each label
+    (rare labels scale to almost nothing). The same seed gives the same images.
     """
     if image_format not in ("dcm", "png"):
         raise InputError(f"image_format must be 'dcm' or 'png'; got {image_format!r}.")
@@ -241,7 +249,8 @@ def make_dataset(
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rows = []
-    for (source, maker), (n_ben, n_mal) in segment_sizes(scale, segments).items():
+    sizes = segment_sizes(scale, segments, min_per_label=min_per_label)
+    for (source, maker), (n_ben, n_mal) in sizes.items():
         # A segment's images depend on the seed and the segment only, not on which others run.
         key = list(TABLE1).index((source, maker))
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(key,)))

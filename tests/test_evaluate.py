@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -157,3 +159,19 @@ def test_training_runs_are_read(tmp_path, preds):
         evaluate_predictions(preds, segment_by=None, runs=[tmp_path], n_boot=5)
     with pytest.raises(InputError, match=r"The run directory '.*nope' does not exist"):
         evaluate_predictions(preds, segment_by=None, runs=[tmp_path / "nope"], n_boot=5)
+
+
+def test_validation_curves_are_diagnosed_too(tmp_path, preds):
+    run = tmp_path / "shortcut"
+    run.mkdir()
+    lines = [
+        {"step": s, "segment": seg, "wll": w, "auc": a}
+        for s in (10, 20)
+        for seg, w, a in (("__global__", 0.4, 0.9), ("(S1, Ma)", 0.6, 0.7), ("(S2, Ma)", 0.5, 0.8))
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    ev = evaluate_predictions(preds, segment_by="source", runs=[run], n_boot=5)
+    row = ev.diagnostics[ev.diagnostics.on == "validation, last step"].iloc[0]
+    assert row.model == "shortcut" and row.suspicious
+    assert row.message.startswith("Validation: shortcut: global AUC 0.900 is above every local")
+    assert set(ev.diagnostics.on) == {"evaluated set", "validation, last step"}
