@@ -13,7 +13,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,45 @@ class Data:
     train: np.ndarray
     val: np.ndarray
     root: Path
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint restores: the model, its EMA, the optimizer, the sampler position, the
+    augmentation RNG, the step, the best global validation WLL, and the validation records."""
+
+    model: torch.nn.Module
+    ema: ModelEMA
+    optimizer: torch.optim.Optimizer
+    sampler: PeriodicBatchSampler
+    generator: torch.Generator
+    step: int = 0
+    best_wll: float = math.inf
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def checkpoint(self, config: TrainConfig, ctx: distributed.Context) -> dict[str, Any]:
+        """The checkpoint dict (a collective under torchrun: every rank must call it)."""
+        return {
+            "config": config.to_dict(),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": _gather_objects(self.sampler.state_dict(), ctx),
+            "rng": {"augment": _gather_objects(self.generator.get_state(), ctx)},
+            "best_wll": self.best_wll,
+            "records": json.dumps(to_jsonable(self.records)),
+        }
+
+    def restore(self, checkpoint: dict[str, Any], rank: int) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.ema.load_state_dict(checkpoint["ema"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.sampler.load_state_dict(checkpoint["sampler"][rank])
+        self.generator.set_state(checkpoint["rng"]["augment"][rank])
+        self.step = int(checkpoint["step"])
+        self.best_wll = float(checkpoint["best_wll"])
+        self.records = json.loads(checkpoint["records"])
 
 
 def load_data(config: TrainConfig) -> Data:
@@ -239,20 +278,15 @@ def _fit(
     ema = ModelEMA(model, config.ema_decay)
     if ctx.world_size > 1:
         distributed.convert_batchnorm(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    generator = torch.Generator().manual_seed(config.seed * 1000 + ctx.rank)
-    step, best = 0, math.inf
-    records: list[dict[str, Any]] = []
+    train = TrainState(
+        model,
+        ema,
+        torch.optim.Adam(model.parameters(), lr=config.lr),
+        sampler,
+        torch.Generator().manual_seed(config.seed * 1000 + ctx.rank),
+    )
     if state is not None:
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        sampler.load_state_dict(
-            state["sampler"][ctx.rank] if isinstance(state["sampler"], list) else state["sampler"]
-        )
-        generator.set_state(state["rng"]["augment"][ctx.rank])
-        step, best = int(state["step"]), float(state["best_wll"])
-        records = json.loads(state["records"])
+        train.restore(state, ctx.rank)
     train_model: torch.nn.Module = model
     if ctx.world_size > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(model)
@@ -278,12 +312,15 @@ def _fit(
         config.hflip,
         config.vflip,
     )
-    val_y = data.manifest["label"].to_numpy()[data.val]
-    val_segments = _subset_segments(data.segments, data.val)
-    bar = _progress_bar(config, step, ctx, progress)
+    val = _Validation(
+        val_loader,
+        data.manifest["label"].to_numpy()[data.val],
+        _subset_segments(data.segments, data.val),
+    )
+    bar = _progress_bar(config, train.step, ctx, progress)
     batches = iter(loader)
     seen, started = 0, time.perf_counter()
-    while step < config.steps:
+    while train.step < config.steps:
         train_model.train()
         images, labels, rows = next(batches)
         images = images.to(ctx.device, non_blocking=True)
@@ -291,61 +328,69 @@ def _fit(
             images = images.contiguous(memory_format=torch.channels_last)
         if config.augment:
             images = augment(
-                images, boxes=boxes[rows], background=background[rows], cfg=aug, generator=generator
+                images,
+                boxes=boxes[rows],
+                background=background[rows],
+                cfg=aug,
+                generator=train.generator,
             )
         with _autocast(ctx):
             logits = train_model(images)
         loss = F.cross_entropy(logits.float(), labels.to(ctx.device))
         if not torch.isfinite(loss):
             raise TrainingError(
-                f"The loss is {loss.item()} at step {step + 1}; training stopped. The last good "
-                f"checkpoint is {str(out / 'checkpoints' / 'last.pt')!r} (step of the last "
+                f"The loss is {loss.item()} at step {train.step + 1}; training stopped. The last "
+                f"good checkpoint is {str(out / 'checkpoints' / 'last.pt')!r} (step of the last "
                 f"validation)."
             )
-        optimizer.zero_grad(set_to_none=True)
+        train.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        train.optimizer.step()
         ema.update(model)
-        step += 1
+        train.step += 1
         seen += images.shape[0] * ctx.world_size
         if bar is not None:
             bar.update()
             bar.set_postfix(
                 loss=f"{loss.item():.4f}", img_s=f"{seen / (time.perf_counter() - started):.1f}"
             )
-        if step % config.val_every == 0 or step == config.steps:
-            scores = evaluate(ema.module, val_loader, ctx)
-            if ctx.is_main:
-                new = validation_records(step, val_y, scores, val_segments)
-                records += new
-                wll = next(r["wll"] for r in new if r["segment"] == GLOBAL)
-                checkpoint = {
-                    "config": config.to_dict(),
-                    "step": step,
-                    "model": model.state_dict(),
-                    "ema": ema.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "sampler": _gather_objects(sampler.state_dict(), ctx),
-                    "rng": {"augment": _gather_objects(generator.get_state(), ctx)},
-                    "best_wll": min(best, wll) if math.isfinite(wll) else best,
-                    "records": json.dumps(to_jsonable(records)),
-                }
-                if math.isfinite(wll) and wll < best:
-                    best = wll
-                    save_checkpoint(out / "checkpoints" / "best.pt", checkpoint)
-                save_checkpoint(out / "checkpoints" / "last.pt", checkpoint)
-                write_text(
-                    out / "metrics.jsonl",
-                    "".join(json.dumps(to_jsonable(r), allow_nan=False) + "\n" for r in records),
-                )
-            else:
-                _gather_objects(sampler.state_dict(), ctx)
-                _gather_objects(generator.get_state(), ctx)
-            _barrier(ctx)  # every rank sees the checkpoints rank 0 has just written
+        if train.step % config.val_every == 0 or train.step == config.steps:
+            _validate_and_save(train, val, config, ctx)
     if bar is not None:
         bar.close()
-    _write_val_predictions(config, data, dataset, ema, val_loader, val_y, ctx)
+    _write_val_predictions(config, data, ema, val_loader, ctx)
     return out
+
+
+@dataclass(frozen=True)
+class _Validation:
+    loader: DataLoader[Any]  # this rank's share of the validation images
+    labels: np.ndarray  # all validation images, in order
+    segments: np.ndarray
+
+
+def _validate_and_save(
+    train: TrainState, val: _Validation, config: TrainConfig, ctx: distributed.Context
+) -> None:
+    """Validate the EMA weights; rank 0 logs the metrics and writes last.pt (and best.pt)."""
+    scores = evaluate(train.ema.module, val.loader, ctx)
+    new = validation_records(train.step, val.labels, scores, val.segments)
+    train.records += new
+    wll = next(r["wll"] for r in new if r["segment"] == GLOBAL)
+    improved = math.isfinite(wll) and wll < train.best_wll
+    if improved:
+        train.best_wll = wll
+    checkpoint = train.checkpoint(config, ctx)
+    if ctx.is_main:
+        folder = Path(config.out) / "checkpoints"
+        if improved:
+            save_checkpoint(folder / "best.pt", checkpoint)
+        save_checkpoint(folder / "last.pt", checkpoint)
+        write_text(
+            Path(config.out) / "metrics.jsonl",
+            "".join(json.dumps(to_jsonable(r), allow_nan=False) + "\n" for r in train.records),
+        )
+    _barrier(ctx)  # every rank sees the checkpoints rank 0 has just written
 
 
 def _barrier(ctx: distributed.Context) -> None:
@@ -374,10 +419,8 @@ def _progress_bar(config: TrainConfig, step: int, ctx: distributed.Context, prog
 def _write_val_predictions(
     config: TrainConfig,
     data: Data,
-    dataset: ManifestDataset,
     ema: ModelEMA,
     val_loader: DataLoader[Any],
-    val_y: np.ndarray,
     ctx: distributed.Context,
 ) -> None:
     best_path = Path(config.out) / "checkpoints" / "best.pt"
