@@ -237,9 +237,19 @@ def _fit(
         )
     if ctx.device.type == "cpu":
         torch.use_deterministic_algorithms(True)
-    state = prepare_run_dir(config, resume=resume, overwrite=overwrite) if ctx.is_main else None
-    if not resume and ctx.world_size > 1:
-        torch.distributed.barrier()
+    state, error = None, None
+    if ctx.is_main:
+        try:
+            state = prepare_run_dir(config, resume=resume, overwrite=overwrite)
+        except InputError as exc:
+            error = str(exc)
+    if ctx.world_size > 1:
+        # Rank 0 checked the run folder: every rank stops with its message, none waits forever.
+        shared = [error]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        error = shared[0]
+    if error is not None:
+        raise InputError(error)
     if resume and not ctx.is_main:
         state = load_checkpoint(out / "checkpoints" / "last.pt")
     data = load_data(config)

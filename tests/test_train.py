@@ -223,6 +223,52 @@ def test_two_gloo_processes_equal_one_with_the_same_global_batch(cache, tmp_path
     np.testing.assert_allclose(p2.score, p1.score, atol=1e-4)
 
 
+def test_a_run_folder_refused_by_rank_0_stops_every_rank(cache, tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("someone else's")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(port),
+            "-m",
+            "segtrain.cli",
+            "fit",
+            "--manifest",
+            str(cache),
+            "--segment-by",
+            "source",
+            "--out",
+            str(tmp_path / "busy"),
+            "--steps",
+            "2",
+            "--val-every",
+            "2",
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    assert done.stderr.count("is not empty; give --resume") == 2  # both ranks say why
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "someone else's"
+
+
 def test_predict_feeds_segeval_report(cache, tmp_path, capsys):
     run = fit(config(cache, tmp_path / "run", steps=4), progress=False)
     out = tmp_path / "preds.parquet"
