@@ -273,15 +273,16 @@ def _plan(args: argparse.Namespace) -> None:
 def _synth(args: argparse.Namespace) -> None:
     from segtrain.synth import make_dataset
 
-    segments = None
+    segments: list[tuple[str, str]] | None = None
     if args.segments:
-        segments = [tuple(part.split(":", 1)) for part in args.segments.split(",")]
-        if any(len(s) != 2 for s in segments):
+        pairs = [part.split(":") for part in args.segments.split(",")]
+        if any(len(pair) != 2 for pair in pairs):
             raise InputError(f"--segments must look like S1:Ma,S2:Mb; got {args.segments!r}.")
+        segments = [(source, maker) for source, maker in pairs]
     manifest = make_dataset(
         args.out,
         scale=args.scale,
-        segments=segments,  # type: ignore[arg-type]
+        segments=segments,
         image_format=args.format,
         compress=args.compress,
         height=args.height,
