@@ -300,19 +300,16 @@ def _undefined_result(reason: str, ci: float) -> BootstrapResult:
 
 
 def bootstrap_statistics(
-    y: NDArray[np.int8],
     statistics: Sequence[Statistic],
+    resampler: Resampler,
     *,
     n_boot: int,
     ci: float,
-    resample: Resample,
-    clusters: ArrayLike | None,
     seed: SeedLike,
     n_jobs: int | None = None,
     return_distribution: bool = False,
 ) -> list[BootstrapResult]:
     """Bootstrap several scalar statistics of the same rows on the same resamples."""
-    resampler = Resampler(y, resample=resample, clusters=clusters)
     estimates, draws = bootstrap_distribution(
         statistics, resampler, n_boot=n_boot, seed=seed, n_jobs=n_jobs
     )
@@ -341,17 +338,15 @@ def _bootstrap_one(
     check_consistent_length(("y_true", y.size), ("y_score", s.size))
     ci = check_level(ci)
     n_boot = check_positive_int(n_boot, "n_boot")
-    Resampler(y, resample=resample, clusters=clusters)  # validate before the one-class shortcut
+    resampler = Resampler(y, resample=resample, clusters=clusters)  # validated before the shortcut
     reason = one_class_reason(y, what)
     if reason:
         return _undefined_result(reason, ci)
     (result,) = bootstrap_statistics(
-        y,
         [kernel_factory(y, s)],
+        resampler,
         n_boot=n_boot,
         ci=ci,
-        resample=resample,
-        clusters=clusters,
         seed=seed,
         n_jobs=n_jobs,
         return_distribution=return_distribution,

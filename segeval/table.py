@@ -137,12 +137,10 @@ def _row_ci(
         undefined: dict[str, object] = dict.fromkeys(CI_COLUMNS[:-1], float("nan"))
         return undefined | {"n_boot_undefined": 0}
     wll, auc = bootstrap_statistics(
-        y,
         [WLLKernel(y, s, eps), AUCKernel(y, s)],
+        Resampler(y, resample=resample, clusters=clusters),
         n_boot=n_boot,
         ci=ci,
-        resample=resample,
-        clusters=clusters,
         seed=seed,
         n_jobs=n_jobs,
     )
