@@ -295,11 +295,14 @@ def _synth(args: argparse.Namespace) -> None:
 def _prepare(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
-    from segtrain.manifest import read_manifest
     from segtrain.prepare import prepare
 
-    total = len(read_manifest(args.manifest)[0])
-    with tqdm(total=total, desc="prepare", unit="image", disable=None) as bar:
+    with tqdm(desc="prepare", unit="image", disable=None) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total  # known once prepare has read the manifest, which it reads once
+            bar.update(done)
+
         prepared = prepare(
             args.manifest,
             args.out,
@@ -307,7 +310,7 @@ def _prepare(args: argparse.Namespace) -> None:
             width=args.width,
             target_mean=args.target_mean,
             workers=args.workers,
-            progress=bar.update,
+            progress=progress,
         )
     print(f"wrote {len(prepared)} arrays and {args.out / 'manifest.csv'}")
 

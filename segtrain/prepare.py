@@ -65,9 +65,12 @@ def prepare(
     width: int = WIDTH,
     target_mean: float = TARGET_MEAN,
     workers: int = 1,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
-    """Preprocess every image of a manifest into ``out``; write and return the new manifest."""
+    """Preprocess every image of a manifest into ``out``; write and return the new manifest.
+
+    ``progress(done, total)`` is called as images complete (``done`` of them this time).
+    """
     manifest, _ = read_manifest(manifest_path)
     out = Path(out)
     (out / ARRAYS).mkdir(parents=True, exist_ok=True)
@@ -83,12 +86,12 @@ def prepare(
             for meta in pool.map(_prepare_one, jobs, chunksize=8):
                 results.append(meta)
                 if progress:
-                    progress(1)
+                    progress(1, len(jobs))
     else:
         for job in jobs:
             results.append(_prepare_one(job))
             if progress:
-                progress(1)
+                progress(1, len(jobs))
     meta = pd.DataFrame(results).set_index("image_id").loc[manifest["image_id"].astype(str)]
     prepared = manifest.drop(columns=[c for c in BOX_COLUMNS if c in manifest]).copy()
     prepared["path"] = [f"{ARRAYS}/{array_name(str(i))}.npy" for i in manifest["image_id"]]

@@ -49,9 +49,11 @@ def test_resume_skips_finished_images(raw, tmp_path):
     marker = out / first.path[1]
     before = marker.stat().st_mtime_ns
     done = []
-    again = prepare(raw / "manifest.csv", out, height=H, width=W, progress=done.append)
+    again = prepare(
+        raw / "manifest.csv", out, height=H, width=W, progress=lambda k, n: done.append((k, n))
+    )
     assert victim.exists() and marker.stat().st_mtime_ns == before  # redone / kept
-    assert len(done) == len(first) and again.equals(first)
+    assert done == [(1, len(first))] * len(first) and again.equals(first)
 
 
 def test_dataset_reads_raw_and_prepared_alike(raw, tmp_path):
