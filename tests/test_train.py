@@ -55,6 +55,35 @@ def config(cache: Path, out: Path, **changes) -> TrainConfig:
     return TrainConfig(**(values | changes))
 
 
+def torchrun(*args: str) -> subprocess.CompletedProcess[str]:
+    """`segtrain` under torchrun with 2 CPU processes, on a free rendezvous port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(port),
+            "-m",
+            "segtrain.cli",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
 def records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
@@ -172,34 +201,7 @@ def test_two_gloo_processes_equal_one_with_the_same_global_batch(cache, tmp_path
         "--no-augment",
     ]
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with socket.socket() as probe:  # a free port for the rendezvous
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_addr",
-            "127.0.0.1",
-            "--master_port",
-            str(port),
-            "-m",
-            "segtrain.cli",
-            *args,
-            "--out",
-            str(tmp_path / "two"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-        timeout=600,
-    )
+    done = torchrun(*args, "--out", str(tmp_path / "two"))
     assert done.returncode == 0, done.stderr[-3000:]
     one, two = records(tmp_path / "one"), records(tmp_path / "two")
     assert [(r["step"], r["segment"]) for r in one] == [(r["step"], r["segment"]) for r in two]
@@ -226,43 +228,22 @@ def test_two_gloo_processes_equal_one_with_the_same_global_batch(cache, tmp_path
 def test_a_run_folder_refused_by_rank_0_stops_every_rank(cache, tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("someone else's")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_addr",
-            "127.0.0.1",
-            "--master_port",
-            str(port),
-            "-m",
-            "segtrain.cli",
-            "fit",
-            "--manifest",
-            str(cache),
-            "--segment-by",
-            "source",
-            "--out",
-            str(tmp_path / "busy"),
-            "--steps",
-            "2",
-            "--val-every",
-            "2",
-            "--device",
-            "cpu",
-            "--workers",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-        timeout=300,
+    done = torchrun(
+        "fit",
+        "--manifest",
+        str(cache),
+        "--segment-by",
+        "source",
+        "--out",
+        str(tmp_path / "busy"),
+        "--steps",
+        "2",
+        "--val-every",
+        "2",
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
     )
     assert done.returncode != 0
     assert done.stderr.count("is not empty; give --resume") == 2  # both ranks say why
