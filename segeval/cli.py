@@ -133,18 +133,18 @@ def _report(args: argparse.Namespace) -> None:
     from segeval.evaluate import evaluate_predictions
     from segeval.io import read_predictions
     from segeval.report import write_report
-    from segeval.segments import segment_keys
 
     if args.out.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--out must name an .html file; got {str(args.out)!r}.")
     preds = read_predictions(args.preds)
     baseline, per_segment = _baselines(args.baseline)
-    first = preds[preds.model == preds.model.iloc[0]]
-    n_parts = 1 + (len(segment_keys(first, args.segment_by)) if args.segment_by else 0)
     # disable=None: a bar on a terminal, silence in logs and CI.
-    with tqdm(
-        total=args.n_boot * n_parts, desc="bootstrap", unit="resample", disable=None, leave=False
-    ) as bar:
+    with tqdm(desc="bootstrap", unit="resample", disable=None, leave=False) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total  # known once the segments are
+            bar.update(done)
+
         evaluation = evaluate_predictions(
             preds,
             segment_by=args.segment_by,
@@ -156,7 +156,7 @@ def _report(args: argparse.Namespace) -> None:
             cluster=args.cluster,
             seed=args.seed,
             thresholds=args.thresholds,
-            progress=bar.update,
+            progress=progress,
         )
     for path in write_report(evaluation, args.out):
         print(f"wrote {path}")

@@ -100,7 +100,7 @@ def evaluate_predictions(
     seed: int = 0,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     n_jobs: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
     """Evaluate every model of ``preds`` globally and per segment.
 
@@ -120,7 +120,7 @@ def evaluate_predictions(
     n_boot, ci, seed, n_jobs
         Bootstrap options; ``cluster`` names a column (e.g. ``patient_id``) to resample whole.
     progress : callable, optional
-        Called with the number of resamples completed, for a progress bar. The total is
+        ``progress(done, total)`` as resamples complete, for a progress bar; the total is
         ``n_boot * (1 + number of segments)``.
     """
     t = check_thresholds(thresholds)
@@ -144,7 +144,15 @@ def evaluate_predictions(
     baselines = _baselines(models, segments, baseline, segment_baselines or {})
     scores = np.stack([per_model[m]["score"].to_numpy(np.float64) for m in models])
     clusters = reference[cluster].to_numpy() if cluster else None
-    boot = _Boot(n_boot, ci, "cluster" if cluster else "rows", seed, n_jobs, progress)
+    total = n_boot * (1 + (len(segments) if segments else 0))
+    boot = _Boot(
+        n_boot,
+        ci,
+        "cluster" if cluster else "rows",
+        seed,
+        n_jobs,
+        None if progress is None else (lambda done: progress(done, total)),
+    )
 
     metric_rows, comparison_rows, spreads = [], [], []
     for name, idx in with_global(segments, y.size):

@@ -175,3 +175,15 @@ def test_validation_curves_are_diagnosed_too(tmp_path, preds):
     assert row.model == "shortcut" and row.suspicious
     assert row.message.startswith("Validation: shortcut: global AUC 0.900 is above every local")
     assert set(ev.diagnostics.on) == {"evaluated set", "validation, last step"}
+
+
+def test_progress_reports_every_resample_and_the_total(preds):
+    seen = []
+    evaluate_predictions(
+        preds,
+        segment_by="source",
+        n_boot=7,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert {total for _, total in seen} == {7 * 4}  # the whole set and 3 sources
+    assert sum(done for done, _ in seen) == 7 * 4

@@ -97,7 +97,8 @@ def test_synth_preds(tmp_path, capsys):
         ),
         (
             ["--preds", "{p}", "--segment-by", "hospital"],
-            "Segment column 'hospital' not found; available columns: image_id, patient_id, ",
+            "The segment column 'hospital' is not in the predictions; available columns: "
+            "image_id, ",
         ),
         (
             ["--preds", "{p}", "--cluster", "visit"],
