@@ -5,7 +5,6 @@ Efron bootstrap CIs, paired ΔAUC with the paper's p-value and verdict, DeLong's
 correction, operating-point synchronization across data segments.
 """
 
-from segeval._validation import UndefinedMetricWarning
 from segeval.bootstrap import (
     BootstrapResult,
     DeltaAUCResult,
@@ -27,6 +26,7 @@ from segeval.segments import GLOBAL, Segments, parse_segment_by, segment_keys
 from segeval.significance import holm, p_value_from_ci, verdict
 from segeval.synchronization import OPSyncResult, op_synchronization
 from segeval.table import segment_table
+from segeval.validation import InputError, UndefinedMetricWarning
 
 __version__ = "0.1.0"
 
@@ -36,6 +36,7 @@ __all__ = [
     "DeLongAUCResult",
     "DeLongTestResult",
     "DeltaAUCResult",
+    "InputError",
     "OPSyncResult",
     "OperatingPoints",
     "ROCCurve",

@@ -15,8 +15,8 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.stats import chi2_contingency
 
-from segeval._validation import InputError, check_labels
 from segeval.segments import GLOBAL, Segments, as_segments
+from segeval.validation import InputError, check_labels
 
 MIN_POSITIVES = 30
 MAX_PREVALENCE_RATIO = 3.0

@@ -23,7 +23,9 @@ from numpy.typing import ArrayLike, NDArray
 from threadpoolctl import threadpool_limits
 
 from segeval._kernels import AUCKernel, Weights, WLLKernel
-from segeval._validation import (
+from segeval.metrics import DEFAULT_EPS
+from segeval.significance import p_value_from_bootstrap, p_value_from_ci, verdict
+from segeval.validation import (
     InputError,
     SeedLike,
     as_seed_sequence,
@@ -35,8 +37,6 @@ from segeval._validation import (
     one_class_reason,
     warn_undefined,
 )
-from segeval.metrics import DEFAULT_EPS
-from segeval.significance import p_value_from_bootstrap, p_value_from_ci, verdict
 
 Resample = Literal["rows", "stratified", "cluster"]
 RESAMPLE_SCHEMES: tuple[str, ...] = ("rows", "stratified", "cluster")

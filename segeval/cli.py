@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from segeval._validation import InputError
 from segeval.cliutils import float_list, level, positive_int, run
+from segeval.validation import InputError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable, Mapping
 
-from segeval._validation import InputError
+from segeval.validation import InputError
 
 EXIT_BAD_INPUT = 2
 

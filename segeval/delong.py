@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import norm, rankdata
 
-from segeval._validation import (
+from segeval.validation import (
     check_consistent_length,
     check_labels,
     check_level,

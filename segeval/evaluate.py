@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from segeval._kernels import AUCKernel, WLLKernel
-from segeval._validation import InputError, SeedLike, UndefinedMetricWarning, one_class_reason
 from segeval.audit import DataAudit, audit_data
 from segeval.bootstrap import Resample, Resampler, bootstrap_distribution, summarize
 from segeval.delong import delong_delta_auc_test
@@ -42,6 +41,7 @@ from segeval.significance import (
 )
 from segeval.synchronization import SpreadStatistic, spread_table
 from segeval.table import CI_COLUMNS, TABLE_COLUMNS
+from segeval.validation import InputError, SeedLike, UndefinedMetricWarning, one_class_reason
 
 HIST_BINS = 20
 ROC_POINTS = 300  # points kept per ROC curve for the figure and report.json

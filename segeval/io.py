@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from segeval._validation import InputError, describe_values
+from segeval.validation import InputError, describe_values
 
 PREDICTION_COLUMNS = ("image_id", "label", "score")
 

@@ -15,7 +15,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from segeval._kernels import AUCKernel, WLLKernel
-from segeval._validation import (
+from segeval.validation import (
     InputError,
     check_consistent_length,
     check_labels,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from segeval._validation import InputError, check_consistent_length
+from segeval.validation import InputError, check_consistent_length
 
 GLOBAL = "__global__"
 

@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import norm
 
-from segeval._validation import InputError, check_level
+from segeval.validation import InputError, check_level
 
 SIGNIFICANT_INCREASE: Final = "significant increase"
 SIGNIFICANT_DECREASE: Final = "significant decrease"

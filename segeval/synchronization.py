@@ -16,7 +16,10 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from segeval._kernels import Weights
-from segeval._validation import (
+from segeval.bootstrap import Resample, Resampler, bootstrap_distribution, summarize
+from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
+from segeval.segments import Segments, as_segments
+from segeval.validation import (
     SeedLike,
     UndefinedMetricWarning,
     check_consistent_length,
@@ -25,9 +28,6 @@ from segeval._validation import (
     check_positive_int,
     check_scores,
 )
-from segeval.bootstrap import Resample, Resampler, bootstrap_distribution, summarize
-from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
-from segeval.segments import Segments, as_segments
 
 
 class OPKernel:

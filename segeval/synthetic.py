@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from segeval._validation import InputError, SeedLike, as_seed_sequence
+from segeval.validation import InputError, SeedLike, as_seed_sequence
 
 # (source, manufacturer, images, prevalence), scaled down from the paper's Table 1.
 SEGMENTS = (

@@ -9,7 +9,10 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from segeval._kernels import AUCKernel, WLLKernel
-from segeval._validation import (
+from segeval.bootstrap import Resample, Resampler, bootstrap_statistics
+from segeval.metrics import DEFAULT_EPS
+from segeval.segments import Segments, as_segments, with_global
+from segeval.validation import (
     InputError,
     SeedLike,
     UndefinedMetricWarning,
@@ -19,9 +22,6 @@ from segeval._validation import (
     check_scores,
     one_class_reason,
 )
-from segeval.bootstrap import Resample, Resampler, bootstrap_statistics
-from segeval.metrics import DEFAULT_EPS
-from segeval.segments import Segments, as_segments, with_global
 
 TABLE_COLUMNS = ("segment", "n", "n_pos", "n_neg", "prevalence", "wll", "auc")
 CI_COLUMNS = ("wll_ci_low", "wll_ci_high", "auc_ci_low", "auc_ci_high", "n_boot_undefined")

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from segeval._validation import InputError
 from segeval.io import atomic_write
+from segeval.validation import InputError
 
 SCHEMA_VERSION = 1
 MODEL_KEYS = ("image_height", "image_width", "width")

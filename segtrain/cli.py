@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from segeval._validation import InputError
 from segeval.cliutils import positive_int, run
+from segeval.validation import InputError
 from segtrain.sampling import STRATEGIES
 
 

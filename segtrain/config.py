@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from segeval._validation import InputError
+from segeval.validation import InputError
 from segtrain.sampling import STRATEGIES
 
 # Settings that may differ when a run is resumed: where it runs, and how long (a resumed run may

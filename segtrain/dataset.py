@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from segeval._validation import InputError
+from segeval.validation import InputError
 from segtrain.images import read_image
 from segtrain.preprocess import HEIGHT, TARGET_MEAN, WIDTH, preprocess
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from segeval._validation import InputError
+from segeval.validation import InputError
 
 SUFFIXES = (".dcm", ".dicom", ".png", ".npy")
 

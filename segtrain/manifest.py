@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from segeval import Segments, segment_keys
-from segeval._validation import InputError
 from segeval.io import check_label_column, check_required_columns, read_table
+from segeval.validation import InputError
 
 MANIFEST_COLUMNS = ("image_id", "patient_id", "path", "label")
 BOX_COLUMNS = ("lesion_x0", "lesion_y0", "lesion_x1", "lesion_y1")

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from segeval._validation import InputError
+from segeval.validation import InputError
 
 HEIGHT = 1152
 WIDTH = 832

@@ -16,8 +16,8 @@ from numpy.typing import ArrayLike
 from torch.utils.data import Sampler
 
 from segeval import Segments
-from segeval._validation import InputError, check_labels
 from segeval.segments import as_segments
+from segeval.validation import InputError, check_labels
 from segtrain.sampling import IndexStream, Strategy
 
 STATE_VERSION = 1

@@ -23,8 +23,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from segeval import Segments
-from segeval._validation import InputError, check_labels
 from segeval.segments import as_segments
+from segeval.validation import InputError, check_labels
 
 Strategy = Literal["periodic", "balanced-segments", "balanced-labels", "single-segment"]
 STRATEGIES: tuple[str, ...] = ("periodic", "balanced-segments", "balanced-labels", "single-segment")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from segeval._validation import InputError
+from segeval.validation import InputError
 
 SPLITS = ("train", "val", "test")
 

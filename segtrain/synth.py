@@ -28,8 +28,8 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from segeval._validation import InputError
 from segeval.io import write_csv
+from segeval.validation import InputError
 
 # The paper's Table 1: (source, manufacturer) -> (benign images, malignant images).
 TABLE1: dict[tuple[str, str], tuple[int, int]] = {

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from segeval import segment_table
-from segeval._validation import InputError
 from segeval.io import to_jsonable, write_parquet, write_text
 from segeval.segments import GLOBAL, Segments
+from segeval.validation import InputError
 from segtrain import distributed
 from segtrain.augment import AugmentConfig, augment
 from segtrain.checkpoint import load_checkpoint, save_checkpoint

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segeval._validation import InputError
+from segeval.validation import InputError
 from segtrain.checkpoint import check_same_model, load_checkpoint, save_checkpoint
 
 

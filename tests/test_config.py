@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from segeval._validation import InputError
+from segeval.validation import InputError
 from segtrain.config import TrainConfig, load_toml, resolve, to_toml
 
 

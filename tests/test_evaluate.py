@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 import segeval as se
-from segeval._validation import InputError
 from segeval.evaluate import evaluate_predictions
 from segeval.synthetic import make_predictions
+from segeval.validation import InputError
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segeval._validation import InputError
 from segeval.io import read_predictions, to_jsonable, write_json, write_text
+from segeval.validation import InputError
 
 
 def preds(**override):

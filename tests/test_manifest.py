@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from segeval._validation import InputError
+from segeval.validation import InputError
 from segtrain.manifest import lesion_boxes, read_manifest
 
 

@@ -53,7 +53,7 @@ def test_statistics_do_not_import_the_layers_above():
     upper = {"segeval.cli", "segeval.cliutils", "segeval.report", "segeval.evaluate", "segeval.io"}
     for name in (
         "_kernels",
-        "_validation",
+        "validation",
         "metrics",
         "bootstrap",
         "delong",
@@ -68,3 +68,14 @@ def test_statistics_do_not_import_the_layers_above():
 def test_public_api_is_exported():
     for name in segeval.__all__:
         assert hasattr(segeval, name), name
+
+
+def test_segtrain_uses_only_segeval_public_modules():
+    # segtrain builds on segeval's public API; a private segeval module may change at any time.
+    for path in (ROOT / "segtrain").glob("*.py"):
+        private = {
+            name
+            for name in imported_modules(path)
+            if name.startswith("segeval.") and name.split(".")[1].startswith("_")
+        }
+        assert not private, f"{path.name} imports {sorted(private)}"

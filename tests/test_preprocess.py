@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segeval._validation import InputError
+from segeval.validation import InputError
 from segtrain.preprocess import otsu_threshold, preprocess, resize_to_height
 from segtrain.synth import DEVICES, synth_image
 

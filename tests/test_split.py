@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segeval._validation import InputError
+from segeval.validation import InputError
 from segtrain.split import split_patients
 
 

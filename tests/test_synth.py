@@ -8,7 +8,7 @@ import pydicom
 import pytest
 
 import segeval as se
-from segeval._validation import InputError
+from segeval.validation import InputError
 from segtrain.images import read_image
 from segtrain.preprocess import preprocess
 from segtrain.synth import BANDING, TABLE1, make_dataset, segment_sizes
