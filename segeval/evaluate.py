@@ -9,7 +9,6 @@ are exactly those of :func:`segment_table`, :func:`bootstrap_delta_auc` and
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,30 +17,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from segeval._kernels import AUCKernel, WLLKernel
 from segeval.audit import DataAudit, audit_data
-from segeval.bootstrap import Resample, Resampler, bootstrap_distribution, summarize
 from segeval.delong import delong_delta_auc_test
 from segeval.diagnostics import global_vs_local
+from segeval.engine import DeltaAUCResult, evaluate_part
 from segeval.io import check_columns, read_metrics_log
 from segeval.metrics import (
-    DEFAULT_EPS,
     DEFAULT_THRESHOLDS,
     check_thresholds,
     operating_points,
     roc_curve,
 )
+from segeval.resampling import BootstrapOptions
 from segeval.segments import GLOBAL, Segments, parse_segment_by, segment_keys, with_global
-from segeval.significance import (
-    UNDEFINED,
-    holm,
-    p_value_from_bootstrap,
-    p_value_from_ci,
-    verdict,
-)
-from segeval.synchronization import SpreadStatistic, spread_table
-from segeval.table import CI_COLUMNS, TABLE_COLUMNS
-from segeval.validation import InputError, SeedLike, UndefinedMetricWarning, one_class_reason
+from segeval.significance import holm, verdict
+from segeval.table import CI_COLUMNS, TABLE_COLUMNS, table_row
+from segeval.validation import InputError, one_class_reason
 
 HIST_BINS = 20
 ROC_POINTS = 300  # points kept per ROC curve for the figure and report.json
@@ -145,14 +136,10 @@ def evaluate_predictions(
     scores = np.stack([per_model[m]["score"].to_numpy(np.float64) for m in models])
     clusters = reference[cluster].to_numpy() if cluster else None
     total = n_boot * (1 + (len(segments) if segments else 0))
-    boot = _Boot(
-        n_boot,
-        ci,
-        "cluster" if cluster else "rows",
-        seed,
-        n_jobs,
-        None if progress is None else (lambda done: progress(done, total)),
+    options = BootstrapOptions.make(
+        n_boot=n_boot, ci=ci, resample="cluster" if cluster else "rows", seed=seed, n_jobs=n_jobs
     )
+    step = None if progress is None else (lambda done: progress(done, total))
 
     metric_rows, comparison_rows, spreads = [], [], []
     for name, idx in with_global(segments, y.size):
@@ -165,7 +152,8 @@ def evaluate_predictions(
             None if clusters is None else clusters[idx],
             segments if name == GLOBAL else None,
             t,
-            boot,
+            options,
+            step,
         )
         metric_rows += results[0]
         comparison_rows += results[1]
@@ -203,7 +191,7 @@ def evaluate_predictions(
             "segment_by": list(_segment_columns(segment_by)),
             "n_boot": n_boot,
             "ci": ci,
-            "resample": boot.resample,
+            "resample": options.resample,
             "cluster": cluster,
             "seed": seed,
             "thresholds": t.tolist(),
@@ -249,16 +237,6 @@ def _baselines(
     return out
 
 
-@dataclass(frozen=True)
-class _Boot:
-    n_boot: int
-    ci: float
-    resample: Resample
-    seed: SeedLike
-    n_jobs: int | None
-    progress: Callable[[int], None] | None
-
-
 def _evaluate_part(
     name: str,
     y: np.ndarray,
@@ -268,129 +246,62 @@ def _evaluate_part(
     clusters: np.ndarray | None,
     segments: Segments | None,
     thresholds: np.ndarray,
-    boot: _Boot,
+    options: BootstrapOptions,
+    progress: Callable[[int], None] | None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[pd.DataFrame, pd.DataFrame]]]:
     """Metrics, comparisons and (on the whole set) OP spreads of all models on one part."""
-    n_pos = int(y.sum())
-    counts = {
-        "segment": name,
-        "n": int(y.size),
-        "n_pos": n_pos,
-        "n_neg": int(y.size) - n_pos,
-        "prevalence": n_pos / y.size,
-    }
-    reason = one_class_reason(y, "WLL or AUC")
-    if reason:
-        warnings.warn(f"Segment {name}: {reason}", UndefinedMetricWarning, stacklevel=3)
-        if boot.progress:
-            boot.progress(boot.n_boot)
-        metrics = [{"model": m, **counts, "n_boot_undefined": 0, "note": reason} for m in models]
-        comparisons = [
-            {
-                "model": m,
-                "baseline": baseline,
-                "segment": name,
-                "verdict": UNDEFINED,
-                "note": reason,
-            }
-            for m in models
-            if baseline and m != baseline
-        ]
-        return metrics, comparisons, []
-    stats: list[Any] = []
-    for s in scores:
-        stats += [WLLKernel(y, s, DEFAULT_EPS), AUCKernel(y, s)]
-    spreads = [SpreadStatistic(y, s, segments, thresholds) for s in scores] if segments else []
-    estimates, draws = bootstrap_distribution(
-        stats + spreads,
-        Resampler(y, resample=boot.resample, clusters=clusters),
-        n_boot=boot.n_boot,
-        seed=boot.seed,
-        n_jobs=boot.n_jobs,
-        progress=boot.progress,
+    part = evaluate_part(
+        y,
+        dict(zip(models, scores, strict=True)),
+        options=options,
+        baseline=baseline,
+        segments=segments,
+        thresholds=thresholds if segments is not None else None,
+        clusters=clusters,
+        name=name,
+        progress=progress,
     )
-    metrics = []
-    for k, m in enumerate(models):
-        wll = summarize(estimates[2 * k], draws[:, 2 * k], boot.ci)
-        auc = summarize(estimates[2 * k + 1], draws[:, 2 * k + 1], boot.ci)
-        metrics.append(
-            {
-                "model": m,
-                **counts,
-                "wll": wll.estimate,
-                "auc": auc.estimate,
-                "wll_ci_low": wll.ci_low,
-                "wll_ci_high": wll.ci_high,
-                "auc_ci_low": auc.ci_low,
-                "auc_ci_high": auc.ci_high,
-                "n_boot_undefined": auc.n_boot_undefined,
-                "note": "",
-            }
-        )
+    metrics = [{"model": m, **table_row(part, m)} for m in models]
     comparisons = []
-    if baseline is not None:
-        b = models.index(baseline)
-        for k, m in enumerate(models):
-            if k != b:
-                comparisons.append(
-                    _compare(
-                        name, m, baseline, y, scores[b], scores[k], estimates, draws, b, k, boot.ci
-                    )
-                )
-    spread_rows = []
-    offset = 2 * len(models)  # the spreads follow the WLL and AUC of every model
-    for k, spread in enumerate(spreads):
-        cols = slice(offset + k * thresholds.size, offset + (k + 1) * thresholds.size)
-        spread_rows.append(
-            (
-                spread.points().assign(model=models[k]),
-                spread_table(thresholds, estimates[cols], draws[:, cols], boot.ci).assign(
-                    model=models[k]
-                ),
-            )
-        )
-    return metrics, comparisons, spread_rows
+    for m, result in part.comparisons.items():
+        assert baseline is not None
+        row = comparison_row(result, m, baseline, name, part.reason)
+        if not part.reason:
+            row["p_value_delong"] = delong_delta_auc_test(
+                y, scores[models.index(baseline)], scores[models.index(m)], ci=options.ci
+            ).p_value
+        comparisons.append(row)
+    spreads = [
+        (part.spreads[m].points.assign(model=m), part.spreads[m].table.assign(model=m))
+        for m in models
+        if m in part.spreads
+    ]
+    return metrics, comparisons, spreads
 
 
-def _compare(
-    name: str,
-    model: str,
-    baseline: str,
-    y: np.ndarray,
-    base: np.ndarray,
-    score: np.ndarray,
-    estimates: np.ndarray,
-    draws: np.ndarray,
-    b: int,
-    k: int,
-    ci: float,
+def comparison_row(
+    result: DeltaAUCResult, model: str, baseline: str, segment: str, note: str | None
 ) -> dict[str, Any]:
-    """ΔAUC = AUC(model) − AUC(baseline) from the shared resamples, as bootstrap_delta_auc."""
-    auc_b, auc_m = 2 * b + 1, 2 * k + 1
-    base_auc = summarize(estimates[auc_b], draws[:, auc_b], ci)
-    model_auc = summarize(estimates[auc_m], draws[:, auc_m], ci)
-    delta = summarize(estimates[auc_m] - estimates[auc_b], draws[:, auc_m] - draws[:, auc_b], ci)
-    p = p_value_from_ci(delta.estimate, delta.ci_low, delta.ci_high, level=ci)
-
+    """One row of the comparisons table from the engine's ΔAUC result."""
     return {
         "model": model,
         "baseline": baseline,
-        "segment": name,
-        "auc_baseline": base_auc.estimate,
-        "auc_baseline_ci_low": base_auc.ci_low,
-        "auc_baseline_ci_high": base_auc.ci_high,
-        "auc": model_auc.estimate,
-        "auc_ci_low": model_auc.ci_low,
-        "auc_ci_high": model_auc.ci_high,
-        "delta_auc": delta.estimate,
-        "delta_ci_low": delta.ci_low,
-        "delta_ci_high": delta.ci_high,
-        "p_value": p,
-        "p_value_bootstrap": p_value_from_bootstrap(delta.estimate, delta.se),
-        "p_value_delong": delong_delta_auc_test(y, base, score, ci=ci).p_value,
-        "verdict": verdict(delta.ci_low, delta.ci_high, p),
-        "n_boot_undefined": delta.n_boot_undefined,
-        "note": "",
+        "segment": segment,
+        "auc_baseline": result.auc_a.estimate,
+        "auc_baseline_ci_low": result.auc_a.ci_low,
+        "auc_baseline_ci_high": result.auc_a.ci_high,
+        "auc": result.auc_b.estimate,
+        "auc_ci_low": result.auc_b.ci_low,
+        "auc_ci_high": result.auc_b.ci_high,
+        "delta_auc": result.delta,
+        "delta_ci_low": result.ci_low,
+        "delta_ci_high": result.ci_high,
+        "p_value": result.p_value,
+        "p_value_bootstrap": result.p_value_bootstrap,
+        "p_value_delong": float("nan"),
+        "verdict": result.verdict,
+        "n_boot_undefined": result.n_boot_undefined,
+        "note": note or "",
     }
 
 

@@ -8,75 +8,35 @@ as the other statistics, resampling the whole evaluated set so segment sizes var
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-from segeval._kernels import Weights
-from segeval.bootstrap import Resample, Resampler, bootstrap_distribution, summarize
+from segeval.engine import evaluate_part
 from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
+from segeval.op_spread import OPKernel, SpreadStatistic, max_pairwise_distance, spread_table
+from segeval.resampling import BootstrapOptions, Resample, Resampler, readable_repr
 from segeval.segments import Segments, as_segments
 from segeval.validation import (
     SeedLike,
-    UndefinedMetricWarning,
     check_consistent_length,
     check_labels,
-    check_level,
-    check_positive_int,
     check_scores,
 )
 
-
-class OPKernel:
-    """Per-segment operating points at fixed thresholds, for any row weights.
-
-    Each row falls in one cell (segment, label, number of thresholds its score reaches), so one
-    weighted bincount gives every segment's TP and FP counts at every threshold.
-    """
-
-    def __init__(
-        self,
-        y: NDArray[np.int8],
-        s: NDArray[np.float64],
-        codes: NDArray[np.intp],
-        n_segments: int,
-        thresholds: NDArray[np.float64],
-    ) -> None:
-        order = np.argsort(thresholds)
-        self.unsort = np.argsort(order)
-        reached = np.searchsorted(
-            thresholds[order], s, side="right"
-        )  # score >= t_j  <=>  j < reached
-        self.k = thresholds.size
-        self.shape = (n_segments, 2, self.k + 1)
-        self.key = (codes * 2 + y) * (self.k + 1) + reached
-
-    def points(self, w: Weights) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """FPR and TPR, each of shape (n_segments, n_thresholds) in the caller's threshold order."""
-        cells = np.bincount(self.key, weights=w, minlength=int(np.prod(self.shape)))
-        cells = cells.reshape(self.shape)
-        # at_least[..., j] = weight of rows whose score reaches sorted threshold j
-        at_least = np.cumsum(cells[..., ::-1], axis=-1)[..., ::-1][..., 1:]
-        totals = cells.sum(axis=-1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rates = at_least / totals
-        rates = rates[..., self.unsort]
-        return rates[:, 0], rates[:, 1]
+__all__ = [
+    "OPKernel",
+    "OPSyncResult",
+    "SpreadStatistic",
+    "max_pairwise_distance",
+    "op_synchronization",
+    "spread_table",
+]
 
 
-def max_pairwise_distance(
-    fpr: NDArray[np.float64], tpr: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """Largest Euclidean distance between segment OPs per threshold (column); NaN if any is."""
-    dx = fpr[:, None, :] - fpr[None, :, :]
-    dy = tpr[:, None, :] - tpr[None, :, :]
-    return np.asarray(np.sqrt(dx * dx + dy * dy).max(axis=(0, 1)), dtype=np.float64)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class OPSyncResult:
     """Per-segment operating points and their spread per threshold.
 
@@ -88,6 +48,9 @@ class OPSyncResult:
     points: pd.DataFrame
     spread: pd.DataFrame
     excluded: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return readable_repr(self)
 
 
 def op_synchronization(
@@ -122,93 +85,19 @@ def op_synchronization(
     s = check_scores(y_score)
     check_consistent_length(("y_true", y.size), ("y_score", s.size))
     t = check_thresholds(thresholds)
-    ci = check_level(ci)
-    n_boot = check_positive_int(n_boot, "n_boot")
     seg = as_segments(segments, y.size)
-    resampler = Resampler(y, resample=resample, clusters=clusters)
-    spread = SpreadStatistic(y, s, seg, t)
-    if spread.excluded:
-        warnings.warn(
-            f"Segments with one class only have no operating point and are left out: "
-            f"{', '.join(spread.excluded)}.",
-            UndefinedMetricWarning,
-            stacklevel=2,
-        )
-    estimates, draws = bootstrap_distribution(
-        [spread], resampler, n_boot=n_boot, seed=seed, n_jobs=n_jobs
+    options = BootstrapOptions.make(
+        n_boot=n_boot, ci=ci, resample=resample, seed=seed, n_jobs=n_jobs
     )
-    return OPSyncResult(
-        points=spread.points(),
-        spread=spread_table(t, estimates, draws, ci),
-        excluded=spread.excluded,
+    Resampler(y, resample=resample, clusters=clusters)  # validates the clusters up front
+    part = evaluate_part(
+        y,
+        {"score": s},
+        options=options,
+        metrics=(),
+        segments=seg,
+        thresholds=t,
+        clusters=None if clusters is None else np.asarray(clusters),
     )
-
-
-class SpreadStatistic:
-    """The spread of the segments' OPs at each threshold, as a bootstrap statistic of row weights.
-
-    Segments with one class have no OP and are left out (``excluded``); with fewer than two
-    segments left the spread is 0 (one segment) or NaN (none).
-    """
-
-    def __init__(
-        self,
-        y: NDArray[np.int8],
-        s: NDArray[np.float64],
-        segments: Segments,
-        thresholds: NDArray[np.float64],
-    ) -> None:
-        self.segments = segments
-        self.thresholds = thresholds
-        self.counts = np.bincount(segments.codes * 2 + y, minlength=2 * len(segments)).reshape(
-            -1, 2
-        )
-        defined = (self.counts > 0).all(axis=1)
-        self.excluded = tuple(segments.names[k] for k in np.flatnonzero(~defined))
-        self.kept = np.flatnonzero(defined)
-        self.kernel = OPKernel(y, s, segments.codes, len(segments), thresholds)
-        self.n = y.size
-
-    def __call__(self, w: Weights, total: float) -> NDArray[np.float64]:
-        if self.kept.size < 2:
-            return np.full(self.thresholds.size, np.nan if self.kept.size == 0 else 0.0)
-        fpr, tpr = self.kernel.points(w)
-        return max_pairwise_distance(fpr[self.kept], tpr[self.kept])
-
-    def points(self) -> pd.DataFrame:
-        """One row per (segment, threshold): fpr, tpr, n_pos, n_neg on the full data."""
-        t = self.thresholds
-        fpr, tpr = self.kernel.points(np.ones(self.n))
-        return pd.DataFrame(
-            {
-                "segment": np.repeat(np.asarray(self.segments.names, dtype=object), t.size),
-                "threshold": np.tile(t, len(self.segments)),
-                "fpr": fpr.ravel(),
-                "tpr": tpr.ravel(),
-                "n_pos": np.repeat(self.counts[:, 1], t.size),
-                "n_neg": np.repeat(self.counts[:, 0], t.size),
-            }
-        )
-
-
-def spread_table(
-    thresholds: NDArray[np.float64],
-    estimates: NDArray[np.float64],
-    draws: NDArray[np.float64],
-    ci: float,
-) -> pd.DataFrame:
-    """One row per threshold: spread, its percentile CI and the resamples used / undefined."""
-    summaries = [
-        summarize(estimates[j], draws[:, j], ci, what=f"The OP spread at threshold {t:g}")
-        for j, t in enumerate(thresholds)
-    ]
-    return pd.DataFrame(
-        {
-            "threshold": thresholds,
-            "spread": [r.estimate for r in summaries],
-            "ci_low": [r.ci_low for r in summaries],
-            "ci_high": [r.ci_high for r in summaries],
-            "n_boot_used": [r.n_boot_used for r in summaries],
-            "n_boot_undefined": [r.n_boot_undefined for r in summaries],
-        }
-    )
+    spread = part.spreads["score"]
+    return OPSyncResult(points=spread.points, spread=spread.table, excluded=spread.excluded)

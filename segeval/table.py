@@ -1,26 +1,21 @@
-"""Global and local (per segment) metrics as one tidy table."""
+"""Global and local (per segment) metrics as one tidy table: a view of the engine."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-from segeval._kernels import AUCKernel, WLLKernel
-from segeval.bootstrap import Resample, Resampler, bootstrap_statistics
+from segeval.engine import PartResult, evaluate_part
 from segeval.metrics import DEFAULT_EPS
+from segeval.resampling import BootstrapOptions, Resample, Resampler
 from segeval.segments import Segments, as_segments, with_global
 from segeval.validation import (
     InputError,
     SeedLike,
-    UndefinedMetricWarning,
     check_consistent_length,
     check_labels,
-    check_level,
     check_scores,
-    one_class_reason,
 )
 
 TABLE_COLUMNS = ("segment", "n", "n_pos", "n_neg", "prevalence", "wll", "auc")
@@ -73,81 +68,47 @@ def segment_table(
     y = check_labels(y_true)
     s = check_scores(y_score, probability=True)
     check_consistent_length(("y_true", y.size), ("y_score", s.size))
-    ci = check_level(ci)
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
         raise InputError(f"n_boot must be an integer >= 0; got {n_boot!r}.")
+    options = BootstrapOptions.make(
+        n_boot=max(int(n_boot), 1), ci=ci, resample=resample, seed=seed, n_jobs=n_jobs
+    )
     cl = None if clusters is None else np.asarray(clusters)
     Resampler(y, resample=resample, clusters=cl)  # validates resample and clusters up front
     parts = with_global(None if segments is None else as_segments(segments, y.size), y.size)
     rows = []
     for name, idx in parts:
-        row = _row(name, y[idx], s[idx], eps)
-        if n_boot > 0:
-            row.update(
-                _row_ci(
-                    y[idx],
-                    s[idx],
-                    eps,
-                    defined=not row["note"],
-                    n_boot=n_boot,
-                    ci=ci,
-                    resample=resample,
-                    clusters=None if cl is None else cl[idx],
-                    seed=seed,
-                    n_jobs=n_jobs,
-                )
-            )
-        rows.append(row)
+        part = evaluate_part(
+            y[idx],
+            {"score": s[idx]},
+            options=options if n_boot > 0 else None,
+            clusters=None if cl is None else cl[idx],
+            eps=eps,
+            name=name,
+        )
+        rows.append(table_row(part, "score", with_ci=n_boot > 0))
     columns = list(TABLE_COLUMNS) + (list(CI_COLUMNS) if n_boot > 0 else []) + ["note"]
     return pd.DataFrame(rows, columns=columns)
 
 
-def _row(name: str, y: NDArray[np.int8], s: NDArray[np.float64], eps: float) -> dict[str, object]:
-    n_pos = int(y.sum())
-    reason = one_class_reason(y, "WLL or AUC")
-    if reason:
-        warnings.warn(f"Segment {name}: {reason}", UndefinedMetricWarning, stacklevel=4)
-    ones = np.ones(y.size)
-    return {
-        "segment": name,
-        "n": int(y.size),
-        "n_pos": n_pos,
-        "n_neg": int(y.size) - n_pos,
-        "prevalence": n_pos / y.size,
-        "wll": np.nan if reason else WLLKernel(y, s, eps)(ones),
-        "auc": np.nan if reason else AUCKernel(y, s)(ones),
-        "note": reason or "",
+def table_row(part: PartResult, model: str, *, with_ci: bool = True) -> dict[str, object]:
+    """One row of the table: a model's counts, WLL and AUC (and CIs) on one part."""
+    wll, auc = part.metrics["wll", model], part.metrics["auc", model]
+    row: dict[str, object] = {
+        "segment": part.name,
+        "n": part.n,
+        "n_pos": part.n_pos,
+        "n_neg": part.n - part.n_pos,
+        "prevalence": part.n_pos / part.n,
+        "wll": wll.estimate,
+        "auc": auc.estimate,
     }
-
-
-def _row_ci(
-    y: NDArray[np.int8],
-    s: NDArray[np.float64],
-    eps: float,
-    *,
-    defined: bool,
-    n_boot: int,
-    ci: float,
-    resample: Resample,
-    clusters: NDArray[np.generic] | None,
-    seed: SeedLike,
-    n_jobs: int | None,
-) -> dict[str, object]:
-    if not defined:
-        undefined: dict[str, object] = dict.fromkeys(CI_COLUMNS[:-1], float("nan"))
-        return undefined | {"n_boot_undefined": 0}
-    wll, auc = bootstrap_statistics(
-        [WLLKernel(y, s, eps), AUCKernel(y, s)],
-        Resampler(y, resample=resample, clusters=clusters),
-        n_boot=n_boot,
-        ci=ci,
-        seed=seed,
-        n_jobs=n_jobs,
-    )
-    return {
-        "wll_ci_low": wll.ci_low,
-        "wll_ci_high": wll.ci_high,
-        "auc_ci_low": auc.ci_low,
-        "auc_ci_high": auc.ci_high,
-        "n_boot_undefined": auc.n_boot_undefined,
-    }
+    if with_ci:
+        row |= {
+            "wll_ci_low": wll.ci_low,
+            "wll_ci_high": wll.ci_high,
+            "auc_ci_low": auc.ci_low,
+            "auc_ci_high": auc.ci_high,
+            "n_boot_undefined": auc.n_boot_undefined,
+        }
+    return row | {"note": part.reason or ""}

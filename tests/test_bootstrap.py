@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 import segeval as se
 from segeval._kernels import AUCKernel
-from segeval.bootstrap import Resampler, bootstrap_distribution
+from segeval.resampling import Resampler, bootstrap_distribution
 from tests.conftest import random_problem
 from tests.test_metrics import brute_force_auc, wll_reference
 
@@ -90,7 +90,7 @@ def test_delta_auc_equals_slow_paired_reference(resample):
 
 def test_same_seed_is_bit_identical_for_any_n_jobs(monkeypatch):
     # Force the forked workers even on this small job.
-    monkeypatch.setattr("segeval.bootstrap.PARALLEL_MIN_DRAWS", 0)
+    monkeypatch.setattr("segeval.resampling.PARALLEL_MIN_DRAWS", 0)
     rng = np.random.default_rng(10)
     y, a = random_problem(rng, 500)
     b = np.clip(a + rng.normal(0, 0.1, 500), 0, 1)
@@ -107,12 +107,12 @@ def test_same_seed_is_bit_identical_for_any_n_jobs(monkeypatch):
 
 @pytest.mark.parametrize("parallel_min_draws", [0, 10**12])
 def test_progress_counts_every_resample(monkeypatch, parallel_min_draws):
-    monkeypatch.setattr("segeval.bootstrap.PARALLEL_MIN_DRAWS", parallel_min_draws)
+    monkeypatch.setattr("segeval.resampling.PARALLEL_MIN_DRAWS", parallel_min_draws)
     y, s = random_problem(np.random.default_rng(0), 100)
     resampler = Resampler(np.asarray(y, np.int8))
     seen = []
-    est, draws = bootstrap_distribution(
-        [AUCKernel(np.asarray(y, np.int8), s)],
+    result = bootstrap_distribution(
+        {"auc": AUCKernel(np.asarray(y, np.int8), s)},
         resampler,
         n_boot=37,
         seed=1,
@@ -120,7 +120,8 @@ def test_progress_counts_every_resample(monkeypatch, parallel_min_draws):
         progress=seen.append,
     )
     assert sum(seen) == 37 and len(seen) > 1
-    assert draws.shape == (37, 1) and est[0] == pytest.approx(roc_auc_score(y, s))
+    assert result.of("auc").shape == (37, 1)
+    assert result.estimate("auc")[0] == pytest.approx(roc_auc_score(y, s))
 
 
 def test_generator_seed_is_reproducible():
