@@ -42,7 +42,7 @@ from segeval.significance import p_value_from_bootstrap, p_value_from_ci, verdic
 from segeval.validation import UndefinedMetricWarning, one_class_reason, warn_undefined
 
 METRICS = ("wll", "auc")
-_WHAT = {("auc",): "ROC AUC", ("wll",): "Weighted log loss"}
+_WHAT: dict[tuple[str, ...], str] = {("auc",): "ROC AUC", ("wll",): "Weighted log loss"}
 
 
 @dataclass(frozen=True, repr=False)
