@@ -32,6 +32,7 @@ from segeval.validation import (
     check_level,
     check_scores,
     one_class_reason,
+    readable_repr,
     warn_undefined,
 )
 
@@ -60,7 +61,7 @@ def _covariance(v10: NDArray[np.float64], v01: NDArray[np.float64]) -> NDArray[n
     return np.asarray(s10 / v10.shape[1] + s01 / v01.shape[1], dtype=np.float64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DeLongAUCResult:
     """AUC with DeLong's standard error and normal confidence interval (clipped to [0, 1])."""
 
@@ -70,8 +71,11 @@ class DeLongAUCResult:
     ci_high: float
     ci: float
 
+    def __repr__(self) -> str:
+        return readable_repr(self)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class DeLongTestResult:
     """DeLong's paired test of ΔAUC = AUC(b) − AUC(a) on the same cases."""
 
@@ -85,6 +89,9 @@ class DeLongTestResult:
     ci_high: float
     ci: float
 
+    def __repr__(self) -> str:
+        return readable_repr(self)
+
 
 def _prepare(
     y_true: ArrayLike, *scores: tuple[str, ArrayLike]
@@ -94,8 +101,24 @@ def _prepare(
     check_consistent_length(
         ("y_true", y.size), *((name, a.size) for (name, _), a in zip(scores, arrays, strict=True))
     )
-    reason = one_class_reason(y, "DeLong's AUC variance")
+    reason = one_class_reason(y, "DeLong's AUC variance") or _too_few_reason(y)
     return y, np.vstack(arrays), reason
+
+
+def _too_few_reason(y: NDArray[np.int8]) -> str | None:
+    """DeLong's variance estimates a covariance within each class: one case gives none.
+
+    With a single positive (or negative) its component has no spread, the variance term of that
+    class is silently zero and the standard error too small (pROC returns NA).
+    """
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos >= 2 and n_neg >= 2:
+        return None
+    return (
+        f"DeLong's AUC variance needs at least two positives and two negatives; got {n_pos} "
+        f"positive(s) and {n_neg} negative(s). It is not defined in that case."
+    )
 
 
 def delong_auc_ci(y_true: ArrayLike, y_score: ArrayLike, *, ci: float = 0.95) -> DeLongAUCResult:

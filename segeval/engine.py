@@ -33,13 +33,17 @@ from segeval.resampling import (
     Resampler,
     Statistic,
     bootstrap_distribution,
-    readable_repr,
     summarize,
     undefined_result,
 )
 from segeval.segments import Segments
 from segeval.significance import p_value_from_bootstrap, p_value_from_ci, verdict
-from segeval.validation import UndefinedMetricWarning, one_class_reason, warn_undefined
+from segeval.validation import (
+    UndefinedMetricWarning,
+    one_class_reason,
+    readable_repr,
+    warn_undefined,
+)
 
 METRICS = ("wll", "auc")
 _WHAT: dict[tuple[str, ...], str] = {("auc",): "ROC AUC", ("wll",): "Weighted log loss"}
@@ -188,7 +192,7 @@ def _spread_statistics(
     first = next(iter(spreads.values()), None)
     if first is not None and first.excluded:
         warnings.warn(
-            f"{_prefix(name)}segments with one class only have no operating point and are left "
+            f"{_prefix(name)}Segments with one class only have no operating point and are left "
             f"out: {', '.join(first.excluded)}.",
             UndefinedMetricWarning,
             stacklevel=4,
@@ -205,6 +209,10 @@ def _draw(
     options: BootstrapOptions | None,
     progress: Callable[[int], None] | None,
 ) -> Draws:
+    if not statistics:  # nothing defined to resample
+        if progress is not None and options is not None:
+            progress(options.n_boot)
+        return Draws({}, {})
     if options is None:
         ones = np.ones(y.size)
         estimates = {k: np.atleast_1d(stat(ones, float(y.size))) for k, stat in statistics.items()}

@@ -22,7 +22,7 @@ import multiprocessing as mp
 import os
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -37,6 +37,7 @@ from segeval.validation import (
     check_consistent_length,
     check_level,
     check_positive_int,
+    readable_repr,
     warn_undefined,
 )
 
@@ -44,28 +45,6 @@ Resample = Literal["rows", "stratified", "cluster"]
 RESAMPLE_SCHEMES: tuple[str, ...] = ("rows", "stratified", "cluster")
 # A statistic of row weights and their sum (known to the caller without another pass).
 Statistic = Callable[[Weights, float], float | NDArray[np.float64]]
-
-
-def readable_repr(obj: Any) -> str:
-    """``Name(field=value, ...)`` with floats as plain numbers, one field a line when long."""
-
-    def show(value: Any) -> str:
-        if isinstance(value, (float, np.floating)):
-            return f"{float(value):.6g}"
-        if isinstance(value, np.generic):
-            return repr(value.item())
-        if hasattr(value, "shape") and hasattr(value, "columns"):  # a DataFrame
-            return f"<DataFrame {value.shape[0]} rows x {value.shape[1]} columns>"
-        if isinstance(value, np.ndarray):
-            return f"<array shape {value.shape}>"
-        return repr(value)
-
-    parts = [f"{f.name}={show(getattr(obj, f.name))}" for f in fields(obj) if f.repr]
-    one_line = f"{type(obj).__name__}({', '.join(parts)})"
-    if len(one_line) <= 88:
-        return one_line
-    body = "".join(f"    {p.replace(chr(10), chr(10) + '    ')},\n" for p in parts)
-    return f"{type(obj).__name__}(\n{body})"
 
 
 @dataclass(frozen=True, repr=False)

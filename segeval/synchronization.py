@@ -17,13 +17,14 @@ from numpy.typing import ArrayLike
 from segeval.engine import evaluate_part
 from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
 from segeval.op_spread import OPKernel, SpreadStatistic, max_pairwise_distance, spread_table
-from segeval.resampling import BootstrapOptions, Resample, Resampler, readable_repr
+from segeval.resampling import BootstrapOptions, Resample, Resampler
 from segeval.segments import Segments, as_segments
 from segeval.validation import (
     SeedLike,
     check_consistent_length,
     check_labels,
     check_scores,
+    readable_repr,
 )
 
 __all__ = [

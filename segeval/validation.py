@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -157,3 +158,25 @@ def one_class_reason(
         return f"The total sample weight is zero. {what} is not defined in that case."
     present = "positives (label 1)" if w_pos > 0 else "negatives (label 0)"
     return f"Only {present} present in y_true. {what} is not defined in that case."
+
+
+def readable_repr(obj: Any) -> str:
+    """``Name(field=value, ...)`` with floats as plain numbers, one field a line when long."""
+
+    def show(value: Any) -> str:
+        if isinstance(value, (float, np.floating)):
+            return f"{float(value):.6g}"
+        if isinstance(value, np.generic):
+            return repr(value.item())
+        if hasattr(value, "shape") and hasattr(value, "columns"):  # a DataFrame
+            return f"<DataFrame {value.shape[0]} rows x {value.shape[1]} columns>"
+        if isinstance(value, np.ndarray):
+            return f"<array shape {value.shape}>"
+        return repr(value)
+
+    parts = [f"{f.name}={show(getattr(obj, f.name))}" for f in fields(obj) if f.repr]
+    one_line = f"{type(obj).__name__}({', '.join(parts)})"
+    if len(one_line) <= 88:
+        return one_line
+    body = "".join(f"    {p.replace(chr(10), chr(10) + '    ')},\n" for p in parts)
+    return f"{type(obj).__name__}(\n{body})"
