@@ -2,7 +2,7 @@
 
 Run:  python bench/report.py [--n-boot 2000] [--rows 200000]
 
-Times `evaluate_predictions` + `write_report` (target: < 60 s on 2 cores, report < 5 MB) against
+Times `evaluate` + `write_report` (target: < 60 s on 2 cores, report < 5 MB) against
 a named peer measured in the same run: the same numbers computed by calling segeval's public
 functions one by one (segment_table, bootstrap_delta_auc and op_synchronization per model), as a
 notebook user would; each then draws its own resamples.
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 import segeval as se
-from segeval.evaluate import evaluate_predictions
+from segeval.evaluation import evaluate
 from segeval.report import write_report
 
 MODELS = ("baseline", "m1", "m2", "m3", "m4")
@@ -75,7 +75,7 @@ def main() -> None:
     preds = make_predictions(args.rows)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        ev = evaluate_predictions(
+        ev = evaluate(
             preds, segment_by="source,manufacturer", baseline="baseline", n_boot=args.n_boot, seed=0
         )
         t_eval = time.perf_counter() - t

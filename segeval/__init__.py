@@ -6,6 +6,7 @@ correction, operating-point synchronization across data segments.
 """
 
 from segeval.bootstrap import (
+    BootstrapOptions,
     BootstrapResult,
     DeltaAUCResult,
     bootstrap_auc,
@@ -14,6 +15,7 @@ from segeval.bootstrap import (
     bootstrap_wll,
 )
 from segeval.delong import DeLongAUCResult, DeLongTestResult, delong_auc_ci, delong_delta_auc_test
+from segeval.evaluation import Evaluation, evaluate
 from segeval.metrics import (
     OperatingPoints,
     ROCCurve,
@@ -32,10 +34,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GLOBAL",
+    "BootstrapOptions",
     "BootstrapResult",
     "DeLongAUCResult",
     "DeLongTestResult",
     "DeltaAUCResult",
+    "Evaluation",
     "InputError",
     "OPSyncResult",
     "OperatingPoints",
@@ -48,6 +52,7 @@ __all__ = [
     "bootstrap_wll",
     "delong_auc_ci",
     "delong_delta_auc_test",
+    "evaluate",
     "holm",
     "op_synchronization",
     "operating_points",

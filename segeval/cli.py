@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from segeval.cliutils import float_list, level, positive_int, run
+from segeval.cliutils import float_list, level, positive_int, printable, run
 from segeval.validation import InputError
 
 
@@ -111,33 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _baselines(values: list[str] | None) -> tuple[str | None, dict[str, str]]:
-    """--baseline MODEL (everywhere) and --baseline SEGMENT=MODEL (one segment) options."""
-    default, per_segment = None, {}
-    for value in values or []:
-        segment, sep, model = value.rpartition("=")
-        if not sep:
-            if default is not None:
-                raise InputError(f"--baseline MODEL is given twice: {default!r} and {value!r}.")
-            default = value
-        elif not segment or not model:
-            raise InputError(f"--baseline must be MODEL or SEGMENT=MODEL; got {value!r}.")
-        else:
-            per_segment[segment] = model
-    return default, per_segment
-
-
 def _report(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
-    from segeval.evaluate import evaluate_predictions
+    from segeval.evaluation import evaluate
     from segeval.io import read_predictions
-    from segeval.report import write_report
 
     if args.out.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--out must name an .html file; got {str(args.out)!r}.")
     preds = read_predictions(args.preds)
-    baseline, per_segment = _baselines(args.baseline)
     # disable=None: a bar on a terminal, silence in logs and CI.
     with tqdm(desc="bootstrap", unit="resample", disable=None, leave=False) as bar:
 
@@ -145,11 +127,10 @@ def _report(args: argparse.Namespace) -> None:
             bar.total = total  # known once the segments are
             bar.update(done)
 
-        evaluation = evaluate_predictions(
+        evaluation = evaluate(
             preds,
             segment_by=args.segment_by,
-            baseline=baseline,
-            segment_baselines=per_segment,
+            baseline=args.baseline,
             runs=args.run or (),
             n_boot=args.n_boot,
             ci=args.ci,
@@ -158,8 +139,8 @@ def _report(args: argparse.Namespace) -> None:
             thresholds=args.thresholds,
             progress=progress,
         )
-    for path in write_report(evaluation, args.out):
-        print(f"wrote {path}")
+    for path in evaluation.write(args.out):
+        print(printable(f"wrote {path}"))
 
 
 def _audit(args: argparse.Namespace) -> None:
@@ -167,6 +148,7 @@ def _audit(args: argparse.Namespace) -> None:
     from segeval.io import (
         check_label_column,
         check_required_columns,
+        check_unique_images,
         read_table,
         to_jsonable,
         write_text,
@@ -177,6 +159,7 @@ def _audit(args: argparse.Namespace) -> None:
     frame = read_table(args.manifest, "manifest")
     check_required_columns(frame, ["label"], str(args.manifest), "manifest")
     check_label_column(frame, str(args.manifest))
+    check_unique_images(frame, str(args.manifest))
     segments = segment_keys(frame, args.segment_by)
     audit = audit_data(
         frame["label"].astype(int),
@@ -198,9 +181,9 @@ def _audit(args: argparse.Namespace) -> None:
         text += "".join(f"warning: {w}\n" for w in audit.warnings) or "no data warning\n"
     if args.out:
         write_text(args.out, text)
-        print(f"wrote {args.out}")
+        print(printable(f"wrote {args.out}"))
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(text if args.format == "json" else printable(text))
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -212,7 +195,7 @@ def _synth(args: argparse.Namespace) -> None:
         raise InputError(f"--out must end in .parquet or .csv; got {str(args.out)!r}.")
     preds = make_predictions(scale=args.scale, seed=args.seed)
     (write_parquet if suffix == ".parquet" else write_csv)(args.out, preds)
-    print(f"wrote {args.out} ({len(preds)} rows, {preds.model.nunique()} models)")
+    print(printable(f"wrote {args.out} ({len(preds)} rows, {preds.model.nunique()} models)"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

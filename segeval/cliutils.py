@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from segeval.validation import InputError
 
@@ -44,15 +46,40 @@ def float_list(text: str) -> list[float]:
         ) from None
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escape sequences) shown escaped, as ``\\x1b``.
+
+    Names of segments, columns and files come from the user's data; printed raw, an escape
+    sequence in one would drive the terminal. Newlines and tabs are kept.
+    """
+    return "".join(
+        ch if ch in "\n\t" or (ch.isprintable() and ch not in "\x7f") else ascii(ch)[1:-1]
+        for ch in text
+    )
+
+
+def _one_line_warnings(prog: str) -> Callable[..., None]:
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        text = " ".join(str(message).split())
+        print(printable(f"{prog}: warning: {text}"), file=sys.stderr)
+
+    return show
+
+
 def run(
     prog: str,
     args: argparse.Namespace,
     commands: Mapping[str, Callable[[argparse.Namespace], None]],
 ) -> int:
-    """Run ``commands[args.command]``; bad input becomes one line on stderr and exit code 2."""
-    try:
-        commands[args.command](args)
-    except (InputError, OSError) as exc:
-        print(f"{prog} {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    """Run ``commands[args.command]``; bad input becomes one line on stderr and exit code 2.
+
+    Warnings are printed one plain line each (no file path, no source line).
+    """
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(prog)
+        try:
+            commands[args.command](args)
+        except (InputError, OSError) as exc:
+            print(printable(f"{prog} {args.command}: error: {exc}"), file=sys.stderr)
+            return EXIT_BAD_INPUT
     return 0

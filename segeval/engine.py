@@ -36,7 +36,7 @@ from segeval.resampling import (
     summarize,
     undefined_result,
 )
-from segeval.segments import Segments
+from segeval.segments import GLOBAL, Segments
 from segeval.significance import p_value_from_bootstrap, p_value_from_ci, verdict
 from segeval.validation import (
     UndefinedMetricWarning,
@@ -101,6 +101,8 @@ class PartResult:
 
 
 def _prefix(name: str | None) -> str:
+    if name == GLOBAL:
+        return "Whole set: "
     return f"Segment {name}: " if name else ""
 
 

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,8 @@ def read_table(path: str | Path, what: str = "file") -> pd.DataFrame:
 def read_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
     """Read and validate one or more predictions files (the DESIGN predictions contract).
 
-    A file without a ``model`` column takes its file stem as model name. Checks: required columns,
-    labels in {0, 1}, finite scores in [0, 1], no duplicate (image_id, model), and every model
-    scored on the same images (paired comparisons align rows on ``image_id``).
+    A file without a ``model`` column takes its file stem as model name. The checks are those of
+    :func:`check_predictions`.
     """
     if not paths:
         raise InputError("No predictions file was given.")
@@ -61,7 +60,37 @@ def read_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
             df = df.assign(model=Path(path).stem)
         _check_column_values(df, name)
         frames.append(df)
-    preds = pd.concat(frames, ignore_index=True)
+    return check_predictions(pd.concat(frames, ignore_index=True), checked=True)
+
+
+def check_predictions(
+    predictions: Any, name: str = "predictions", *, checked: bool = False
+) -> pd.DataFrame:
+    """Validate a predictions table and return it with clean types (a new pandas DataFrame).
+
+    Accepts a pandas DataFrame or any frame with ``to_pandas()`` (polars). Checks: the columns
+    ``image_id, label, score`` (``model`` defaults to one model named ``"model"``), labels in
+    {0, 1}, finite scores in [0, 1], no missing image_id, no repeated (image_id, model), and every
+    model scored on the same images (paired comparisons align rows on ``image_id``).
+    """
+    if hasattr(predictions, "to_pandas") and not isinstance(predictions, pd.DataFrame):
+        predictions = pd.DataFrame(predictions.to_pandas())
+    if not isinstance(predictions, pd.DataFrame):
+        raise InputError(
+            f"predictions must be a pandas or polars DataFrame; got {type(predictions).__name__}."
+        )
+    if not checked:
+        check_required_columns(predictions, PREDICTION_COLUMNS, name, "predictions table")
+        if "model" not in predictions.columns:
+            predictions = predictions.assign(model="model")
+        _check_column_values(predictions, name)
+    preds: pd.DataFrame = predictions.copy()
+    missing = preds["image_id"].isna()
+    if missing.any():
+        raise InputError(
+            f"Column 'image_id' of {name!r} has {int(missing.sum())} missing value(s), first in "
+            f"row {int(np.flatnonzero(missing)[0])}; every row needs an image_id."
+        )
     preds["image_id"] = preds["image_id"].astype(str)
     preds["model"] = preds["model"].astype(str)
     preds["label"] = preds["label"].astype(np.int8)
@@ -71,7 +100,7 @@ def read_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
         first = preds.loc[dup].iloc[0]
         raise InputError(
             f"{int(dup.sum())} duplicate (image_id, model) row(s), first image_id "
-            f"{first.image_id!r} for model {first.model!r}."
+            f"{first.image_id!r} for model {first.model!r}; each image is scored once per model."
         )
     _check_same_images(preds)
     return preds
@@ -98,6 +127,18 @@ def check_label_column(df: pd.DataFrame, name: str) -> None:
         raise InputError(
             f"Column 'label' of {name!r} must contain only 0 and 1; got {values} "
             f"in {int(bad.sum())} row(s)."
+        )
+
+
+def check_unique_images(df: pd.DataFrame, name: str) -> None:
+    """Raise InputError if an ``image_id`` repeats (a table with one row per image)."""
+    if "image_id" not in df.columns:
+        return
+    dup = df["image_id"].astype(str).duplicated()
+    if dup.any():
+        raise InputError(
+            f"{int(dup.sum())} repeated image_id value(s) in {name!r}, first "
+            f"{str(df.loc[dup, 'image_id'].iloc[0])!r}; each image must have one row."
         )
 
 
@@ -244,6 +285,33 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def json_text(value: Any) -> str:
+    """``value`` as indented, strict JSON (NaN written as null)."""
+    return json.dumps(to_jsonable(value), indent=2, allow_nan=False) + "\n"
+
+
 def write_json(path: str | Path, value: Any) -> None:
     """Atomically write ``value`` as indented, strict JSON (NaN written as null)."""
-    write_text(path, json.dumps(to_jsonable(value), indent=2, allow_nan=False) + "\n")
+    write_text(path, json_text(value))
+
+
+def write_files(texts: Mapping[Path, str]) -> None:
+    """Write a set of text files so that a failure leaves the set that was there before whole.
+
+    Every file is first written to a temporary file beside its target; only when all are written
+    are they moved into place (``os.replace``, atomic per file).
+    """
+    temps: dict[Path, Path] = {}
+    try:
+        for target, text in texts.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            os.close(fd)
+            temps[target] = Path(name)
+            temps[target].write_text(text, encoding="utf-8")
+            os.chmod(name, 0o666 & ~_umask())
+        for target, temp in temps.items():
+            os.replace(temp, target)
+    finally:
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)

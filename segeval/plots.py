@@ -1,8 +1,9 @@
-"""Figures of a report, drawn from the tidy tables of :class:`segeval.evaluate.Evaluation`.
+"""Figures of a report, drawn from the tidy tables of :class:`segeval.evaluation.Evaluation`.
 
-Plotting never computes statistics: every function takes rows that are already computed (for one
-model) and returns a matplotlib Figure. matplotlib is imported lazily with the Agg backend, so
-``import segeval`` stays light and no display is needed.
+Plotting never computes statistics. The ``draw_*`` functions draw rows that are already computed
+(for one model) on given Axes; :mod:`segeval.plot` offers them to notebooks. The ``*_figure``
+functions compose them into the report's figures, built as ``matplotlib.figure.Figure`` objects
+without pyplot: no backend is chosen and the user's matplotlib state is never touched.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,13 +26,15 @@ GLOBAL_STYLE = {"color": "black", "linewidth": 2.2, "zorder": 5}
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-def _pyplot() -> Any:  # matplotlib.pyplot, imported on first use
-    import matplotlib
+MAX_FOREST_ROWS = 60  # beyond this many segments the forest shows the extremes only
+FOREST_EXTREMES = 25
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    return plt
+def _figure(**kwargs: Any) -> Figure:
+    """A Figure outside pyplot: rendered by savefig with Agg, whatever the user's backend."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
 
 
 def _colors(segments: Sequence[Any]) -> dict[Any, Any]:
@@ -51,29 +54,47 @@ def to_data_uri(fig: Figure, dpi: int = 90) -> str:
     """Render a figure to an inline ``data:image/png;base64,...`` URI and close it."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    _pyplot().close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def forest_rows(metrics: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows a forest plot shows: all, or past MAX_FOREST_ROWS the global row and the
+    segments of lowest and highest AUC; and a note saying which."""
+    rows = metrics.reset_index(drop=True)
+    if len(rows) <= MAX_FOREST_ROWS:
+        return rows, ""
+    whole = rows[rows.segment == GLOBAL]
+    local = rows[rows.segment != GLOBAL].sort_values("auc", kind="stable", na_position="first")
+    shown = pd.concat([whole, local.head(FOREST_EXTREMES), local.tail(FOREST_EXTREMES)])
+    note = f"{len(local)} segments: the {FOREST_EXTREMES} lowest and highest AUC shown"
+    return shown.reset_index(drop=True), note
+
+
+def draw_forest(ax: Any, metrics: pd.DataFrame, metric: str = "auc") -> Any:
+    """``metric`` ("auc" or "wll") with its CI, one row per segment, the whole set in black."""
+    rows = metrics.reset_index(drop=True)
+    ypos = list(range(len(rows)))[::-1]
+    colors = ["black" if s == GLOBAL else "tab:blue" for s in rows.segment]
+    ax.hlines(
+        ypos, rows[f"{metric}_ci_low"], rows[f"{metric}_ci_high"], colors=colors, linewidth=1.5
+    )
+    ax.scatter(rows[metric], ypos, c=colors, s=14, zorder=3)
+    ax.set_xlabel("AUC" if metric == "auc" else "WLL / image")
+    ax.grid(axis="x", alpha=0.3)
+    names = ["global" if s == GLOBAL else str(s) for s in rows.segment]
+    ax.set_yticks(ypos, names, fontsize=7)
+    return ax
 
 
 def forest_figure(metrics: pd.DataFrame, title: str) -> Figure:
     """AUC and WLL with their CIs, one row per segment (the whole set in black, on top)."""
-    plt = _pyplot()
-    rows = metrics.reset_index(drop=True)
-    height = 0.8 + 0.28 * len(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(9, min(height, 40)), sharey=True)
-    ypos = list(range(len(rows)))[::-1]
-    colors = ["black" if s == GLOBAL else "tab:blue" for s in rows.segment]
-    for ax, metric, label in ((axes[0], "auc", "AUC"), (axes[1], "wll", "WLL / image")):
-        ax.hlines(
-            ypos, rows[f"{metric}_ci_low"], rows[f"{metric}_ci_high"], colors=colors, linewidth=1.5
-        )
-        ax.scatter(rows[metric], ypos, c=colors, s=14, zorder=3)
-        ax.set_xlabel(label)
-        ax.grid(axis="x", alpha=0.3)
-    names = ["global" if s == GLOBAL else str(s) for s in rows.segment]
-    axes[0].set_yticks(ypos, names, fontsize=7 if len(rows) <= 60 else 3)
-    fig.suptitle(title, fontsize=10)
-    return cast("Figure", fig)
+    rows, note = forest_rows(metrics)
+    fig = _figure(figsize=(9, min(0.8 + 0.28 * len(rows), 40)))
+    axes = fig.subplots(1, 2, sharey=True)
+    draw_forest(axes[0], rows, "auc")
+    draw_forest(axes[1], rows, "wll")
+    fig.suptitle(f"{title} ({note})" if note else title, fontsize=10)
+    return fig
 
 
 def _lines(
@@ -95,10 +116,8 @@ def _lines(
     ax.add_collection(LineCollection(segments, colors=colors, **style))
 
 
-def roc_figure(roc: pd.DataFrame, points: pd.DataFrame, title: str) -> Figure:
+def draw_roc(ax: Any, roc: pd.DataFrame, points: pd.DataFrame, title: str = "") -> Any:
     """ROC curves (global in black, one per segment) with the operating points marked."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 5))
     segments = list(dict.fromkeys(roc.segment))
     colors = _colors(segments)
     local = [(s, c) for s, c in roc.groupby("segment", sort=False) if s != GLOBAL]
@@ -129,20 +148,23 @@ def roc_figure(roc: pd.DataFrame, points: pd.DataFrame, title: str) -> Figure:
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.8)
     ax.set(xlabel="FPR", ylabel="TPR", xlim=(0, 1), ylim=(0, 1.01), title=title)
     _legend(ax, len(segments) + len(thresholds))
-    return cast("Figure", fig)
+    return ax
 
 
-def op_sync_figure(points: pd.DataFrame, spread: pd.DataFrame, title: str) -> Figure:
-    """Per-segment operating points per threshold, and their spread with its CI."""
-    plt = _pyplot()
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(9.5, 4.2), gridspec_kw={"width_ratios": [1.3, 1]}
-    )
+def roc_figure(roc: pd.DataFrame, points: pd.DataFrame, title: str) -> Figure:
+    """The report's ROC figure of one model (see :func:`draw_roc`)."""
+    fig = _figure(figsize=(5.2, 5))
+    draw_roc(fig.subplots(), roc, points, title)
+    return fig
+
+
+def draw_op_points(ax: Any, points: pd.DataFrame) -> Any:
+    """Per-segment operating points, one marker per threshold, joined per segment."""
     local = points[points.segment != GLOBAL].sort_values(["segment", "threshold"], kind="stable")
-    colors = _colors(list(dict.fromkeys(points.segment[points.segment != GLOBAL])))
+    colors = _colors(list(dict.fromkeys(local.segment)))
     groups = list(local.groupby("segment", sort=False))
     _lines(
-        left,
+        ax,
         [(g.fpr.to_numpy(), g.tpr.to_numpy()) for _, g in groups],
         [colors[s] for s, _ in groups],
         [str(s) for s, _ in groups],
@@ -151,31 +173,45 @@ def op_sync_figure(points: pd.DataFrame, spread: pd.DataFrame, title: str) -> Fi
     )
     for k, t in enumerate(sorted(local.threshold.unique())):
         at = local[local.threshold == t]
-        left.scatter(
+        ax.scatter(
             at.fpr,
             at.tpr,
             marker=MARKERS[k % len(MARKERS)],
             s=20,
             c=[colors[s] for s in at.segment],
         )
-    left.set(
+    ax.set(
         xlabel="FPR",
         ylabel="TPR",
         xlim=(0, 1),
         ylim=(0, 1.01),
         title="OPs per segment (markers: thresholds)",
     )
-    _legend(left, len(colors))
+    _legend(ax, len(colors))
+    return ax
+
+
+def draw_op_spread(ax: Any, spread: pd.DataFrame) -> Any:
+    """The spread of the OPs per threshold, with its CI (0 = synchronized)."""
     x = list(range(len(spread)))
-    right.bar(x, spread.spread, color="tab:orange", alpha=0.8)
+    ax.bar(x, spread.spread, color="tab:orange", alpha=0.8)
     # The spread is a maximum, so its bootstrap distribution sits above it and the percentile
     # interval may not contain the estimate: draw the interval itself, not error bars around it.
-    right.vlines(x, spread.ci_low, spread.ci_high, color="black")
-    right.scatter(x * 2, [*spread.ci_low, *spread.ci_high], marker="_", s=120, color="black")
-    right.set_xticks(x, [f"t={t:g}" for t in spread.threshold])
-    right.set(ylabel="spread (largest OP distance)", title="spread with CI (0 = synchronized)")
+    ax.vlines(x, spread.ci_low, spread.ci_high, color="black")
+    ax.scatter(x * 2, [*spread.ci_low, *spread.ci_high], marker="_", s=120, color="black")
+    ax.set_xticks(x, [f"t={t:g}" for t in spread.threshold])
+    ax.set(ylabel="spread (largest OP distance)", title="spread with CI (0 = synchronized)")
+    return ax
+
+
+def op_sync_figure(points: pd.DataFrame, spread: pd.DataFrame, title: str) -> Figure:
+    """Per-segment operating points per threshold, and their spread with its CI."""
+    fig = _figure(figsize=(9.5, 4.2))
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
+    draw_op_points(left, points)
+    draw_op_spread(right, spread)
     fig.suptitle(title, fontsize=10)
-    return cast("Figure", fig)
+    return fig
 
 
 def _steps(hist: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -184,47 +220,59 @@ def _steps(hist: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return x, np.repeat(hist.density.to_numpy(), 2)
 
 
-def score_figure(hist: pd.DataFrame, title: str) -> Figure:
-    """Score densities by label (benign left, malignant right), one line per segment."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
+def draw_scores(ax: Any, hist: pd.DataFrame, label: int = 1) -> Any:
+    """Score density of one label, one line per segment and the whole set in black."""
     segments = list(dict.fromkeys(hist.segment))
     colors = _colors(segments)
-    for ax, label, name in ((axes[0], 0, "benign (label 0)"), (axes[1], 1, "malignant (label 1)")):
-        mine = hist[hist.label == label]
-        local = [(s, g) for s, g in mine.groupby("segment", sort=False) if s != GLOBAL]
-        _lines(
-            ax,
-            [_steps(g) for _, g in local],
-            [colors[s] for s, _ in local],
-            [str(s) for s, _ in local],
-            len(local),
-            linewidth=1,
-        )
-        ax.plot(*_steps(mine[mine.segment == GLOBAL]), label="global", **GLOBAL_STYLE)
-        ax.set(xlabel="score", ylabel="density", xlim=(0, 1), title=name)
-        ax.autoscale_view()
-    _legend(axes[1], len(segments))
+    mine = hist[hist.label == label]
+    local = [(s, g) for s, g in mine.groupby("segment", sort=False) if s != GLOBAL]
+    _lines(
+        ax,
+        [_steps(g) for _, g in local],
+        [colors[s] for s, _ in local],
+        [str(s) for s, _ in local],
+        len(local),
+        linewidth=1,
+    )
+    ax.plot(*_steps(mine[mine.segment == GLOBAL]), label="global", **GLOBAL_STYLE)
+    name = "malignant (label 1)" if label == 1 else "benign (label 0)"
+    ax.set(xlabel="score", ylabel="density", xlim=(0, 1), title=name)
+    ax.autoscale_view()
+    return ax
+
+
+def score_figure(hist: pd.DataFrame, title: str) -> Figure:
+    """Score densities by label (benign left, malignant right), one line per segment."""
+    fig = _figure(figsize=(9.5, 3.6))
+    axes = fig.subplots(1, 2)
+    draw_scores(axes[0], hist, 0)
+    draw_scores(axes[1], hist, 1)
+    _legend(axes[1], len(set(hist.segment)))
     fig.suptitle(title, fontsize=10)
-    return cast("Figure", fig)
+    return fig
+
+
+def draw_training(ax: Any, training: pd.DataFrame, segment: str, metric: str) -> Any:
+    """Validation ``metric`` ("wll" or "auc") over the steps on one segment, a line per run."""
+    for run, rows in training[training.segment == segment].groupby("run", sort=True):
+        rows = rows.sort_values("step")
+        ax.plot(rows.step, rows[metric], label=run, linewidth=1.2)
+    ax.set_title("global" if segment == GLOBAL else f"local {segment}", fontsize=9)
+    ax.set_xlabel("step")
+    return ax
 
 
 def training_figure(training: pd.DataFrame, max_columns: int = 8) -> Figure:
     """Validation WLL and AUC over the steps: global and each segment, one line per run."""
-    plt = _pyplot()
     segments = [GLOBAL, *[s for s in dict.fromkeys(training.segment) if s != GLOBAL]]
     segments = segments[:max_columns]
-    fig, axes = plt.subplots(
-        2, len(segments), figsize=(3.2 * len(segments), 5.5), squeeze=False, sharex=True
-    )
+    fig = _figure(figsize=(3.2 * len(segments), 5.5))
+    axes = fig.subplots(2, len(segments), squeeze=False, sharex=True)
     for col, segment in enumerate(segments):
-        for run, rows in training[training.segment == segment].groupby("run", sort=True):
-            rows = rows.sort_values("step")
-            axes[0][col].plot(rows.step, rows.wll, label=run, linewidth=1.2)
-            axes[1][col].plot(rows.step, rows.auc, label=run, linewidth=1.2)
-        axes[0][col].set_title("global" if segment == GLOBAL else f"local {segment}", fontsize=9)
-        axes[1][col].set_xlabel("step")
+        draw_training(axes[0][col], training, segment, "wll")
+        draw_training(axes[1][col], training, segment, "auc")
+        axes[0][col].set_xlabel("")
     axes[0][0].set_ylabel("validation WLL / image")
     axes[1][0].set_ylabel("validation AUC")
     axes[0][0].legend(fontsize=7, frameon=False)
-    return cast("Figure", fig)
+    return fig

@@ -17,8 +17,8 @@ import pandas as pd
 
 from segeval import plots
 from segeval.audit import DataAudit
-from segeval.evaluate import Evaluation
-from segeval.io import to_jsonable, write_csv, write_json, write_text
+from segeval.evaluation import Evaluation
+from segeval.io import json_text, to_jsonable, write_files
 from segeval.segments import GLOBAL
 
 
@@ -51,25 +51,7 @@ def _environment() -> jinja2.Environment:
 
 def report_context(evaluation: Evaluation) -> dict[str, Any]:
     """Every number of the report, JSON-ready; the same dict is written to report.json."""
-    ev = evaluation
-    context: dict[str, Any] = to_jsonable(
-        {
-            "models": list(ev.models),
-            "baselines": ev.baselines,
-            "segments": list(ev.segments),
-            "settings": ev.settings,
-            "data": {"table": ev.data.table, "warnings": list(ev.data.warnings)},
-            "diagnostics": ev.diagnostics,
-            "metrics": ev.metrics,
-            "comparisons": ev.comparisons,
-            "op_points": ev.op_points,
-            "op_spread": ev.op_spread,
-            "roc": ev.roc,
-            "score_hist": ev.score_hist,
-            "training": ev.training,
-        }
-    )
-    return context
+    return evaluation.to_dict()
 
 
 def figures(evaluation: Evaluation) -> dict[str, dict[str, str]]:
@@ -123,12 +105,12 @@ def render_audit_html(audit: DataAudit, source: str) -> str:
 def write_report(evaluation: Evaluation, out: str | Path) -> list[Path]:
     """Write ``out`` (HTML), and beside it ``<stem>.json`` and ``<stem>_<table>.csv``.
 
-    Returns the paths written. Each file is written atomically (temporary file, then rename).
+    Returns the paths written. Everything is rendered and written to temporary files first,
+    then moved into place: a failure leaves the files of an earlier report whole.
     """
     out = Path(out)
     context = report_context(evaluation)
-    paths = [out.with_suffix(".json")]
-    write_json(paths[0], context)
+    files: dict[Path, str] = {out.with_suffix(".json"): json_text(context)}
     tables: dict[str, pd.DataFrame] = {
         "data": evaluation.data.table,
         "metrics": evaluation.metrics,
@@ -139,7 +121,7 @@ def write_report(evaluation: Evaluation, out: str | Path) -> list[Path]:
     }
     for name, table in tables.items():
         if len(table):
-            paths.append(out.with_name(f"{out.stem}_{name}.csv"))
-            write_csv(paths[-1], table)
-    write_text(out, render_html(context, figures(evaluation)))
-    return [out, *paths]
+            files[out.with_name(f"{out.stem}_{name}.csv")] = table.to_csv(index=False)
+    files[out] = render_html(context, figures(evaluation))
+    write_files(files)
+    return [out, *(p for p in files if p != out)]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import segeval as se
-from segeval.evaluate import evaluate_predictions
+from segeval.evaluation import evaluate
 from segeval.report import fmt, pct, write_report
 from segeval.synthetic import make_predictions
 
@@ -76,7 +76,7 @@ def report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     for name, seed in (("periodic_run", 1), ("bal_labels_run", 2)):
         write_metrics_log(tmp / name, seed)
-    ev = evaluate_predictions(
+    ev = evaluate(
         make_predictions(scale=0.1, seed=3),
         segment_by="source,manufacturer",
         baseline="single_segment",
@@ -187,7 +187,7 @@ def test_csv_tables_match_the_json(report):
 
 def test_segment_names_are_escaped(tmp_path):
     evil = '<script>alert("x")</script>'
-    ev = evaluate_predictions(tiny_preds([evil, "ok"]), segment_by="site", baseline="A", n_boot=20)
+    ev = evaluate(tiny_preds([evil, "ok"]), segment_by="site", baseline="A", n_boot=20)
     html = write_report(ev, tmp_path / "r.html")[0].read_text()
     assert "<script>" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
@@ -218,7 +218,7 @@ def test_one_class_segment_renders_undefined_with_reason(tmp_path):
     preds = tiny_preds(["S1", "S2"])
     preds.loc[preds.site == "S2", "label"] = 0
     with pytest.warns(se.UndefinedMetricWarning, match="Segment S2: Only negatives"):
-        ev = evaluate_predictions(preds, segment_by="site", baseline="A", n_boot=20)
+        ev = evaluate(preds, segment_by="site", baseline="A", n_boot=20)
     html = write_report(ev, tmp_path / "r.html")[0].read_text()
     assert "Only negatives (label 0) present in y_true. WLL or AUC is not defined" in html
     data = json.loads((tmp_path / "r.json").read_text())
@@ -234,7 +234,7 @@ def test_five_hundred_segments_render(tmp_path):
     with pytest.warns(
         se.UndefinedMetricWarning, match=r"OP spread at threshold 0\.[2468] is undefined"
     ):
-        ev = evaluate_predictions(tiny_preds(names, n=6), segment_by="site", baseline="A", n_boot=5)
+        ev = evaluate(tiny_preds(names, n=6), segment_by="site", baseline="A", n_boot=5)
     out = write_report(ev, tmp_path / "r.html")[0]
     html = out.read_text()
     assert html.count("site499") >= 3

@@ -15,7 +15,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from segeval.evaluate import evaluate_predictions
+from segeval.evaluation import evaluate
 from segeval.report import write_report
 from segeval.synthetic import make_predictions
 
@@ -111,7 +111,7 @@ def test_the_detector_sees_requests_and_console_errors(tmp_path):
 
 
 def test_report_renders_offline_without_errors(tmp_path):
-    ev = evaluate_predictions(
+    ev = evaluate(
         make_predictions(scale=0.2, seed=0),
         segment_by="source,manufacturer",
         baseline="single_segment",

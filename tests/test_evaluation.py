@@ -1,4 +1,4 @@
-"""evaluate_predictions: tables equal the statistics called directly on each model's rows."""
+"""evaluate: tables equal the statistics called directly on each model's rows."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import segeval as se
-from segeval.evaluate import evaluate_predictions
+from segeval.evaluation import evaluate
 from segeval.synthetic import make_predictions
 from segeval.validation import InputError
 
@@ -22,7 +22,7 @@ def preds():
 
 @pytest.fixture(scope="module")
 def evaluation(preds):
-    return evaluate_predictions(
+    return evaluate(
         preds, segment_by="source,manufacturer", baseline="single_segment", n_boot=100, seed=3
     )
 
@@ -64,13 +64,13 @@ def test_comparisons_equal_paired_bootstrap_and_holm(preds, evaluation):
 
 
 def test_without_baseline_or_segments(preds):
-    ev = evaluate_predictions(preds, segment_by=None, n_boot=10)
+    ev = evaluate(preds, segment_by=None, n_boot=10)
     assert ev.comparisons.empty
     assert ev.metrics.segment.unique().tolist() == ["__global__"]
 
 
 def test_cluster_resampling_uses_the_column(preds):
-    ev = evaluate_predictions(preds, segment_by="source", n_boot=20, cluster="patient_id")
+    ev = evaluate(preds, segment_by="source", n_boot=20, cluster="patient_id")
     assert ev.settings["resample"] == "cluster"
 
 
@@ -79,7 +79,7 @@ def test_inconsistent_labels_across_models(preds):
     first = bad.index[bad.model == "periodic"][0]
     bad.loc[first, "label"] = 1 - bad.loc[first, "label"]
     with pytest.raises(InputError, match="give different labels to the same image_id"):
-        evaluate_predictions(bad, segment_by=None, n_boot=10)
+        evaluate(bad, segment_by=None, n_boot=10)
 
 
 def test_op_spread_equals_op_synchronization(preds, evaluation):
@@ -112,11 +112,10 @@ def test_roc_and_histograms_come_from_the_metrics(preds, evaluation):
 
 
 def test_per_segment_baselines(preds):
-    ev = evaluate_predictions(
+    ev = evaluate(
         preds,
         segment_by="source",
-        baseline="single_segment",
-        segment_baselines={"S2": "periodic"},
+        baseline=["single_segment", "S2=periodic"],
         n_boot=20,
     )
     assert ev.baselines == {
@@ -132,12 +131,12 @@ def test_per_segment_baselines(preds):
         match=r"Unknown segment 'S9' in --baseline; the segments are "
         r"S1, S2, S3",
     ):
-        evaluate_predictions(
-            preds, segment_by="source", segment_baselines={"S9": "periodic"}, n_boot=5
+        evaluate(
+            preds, segment_by="source", baseline={"S9": "periodic"}, n_boot=5
         )
     with pytest.raises(InputError, match="Unknown baseline 'nobody'"):
-        evaluate_predictions(
-            preds, segment_by="source", segment_baselines={"S1": "nobody"}, n_boot=5
+        evaluate(
+            preds, segment_by="source", baseline={"S1": "nobody"}, n_boot=5
         )
 
 
@@ -148,17 +147,17 @@ def test_training_runs_are_read(tmp_path, preds):
         '{"step": 1, "segment": "__global__", "wll": 0.7, "auc": 0.6}\n'
         '{"step": 2, "segment": "__global__", "wll": 0.6, "auc": 0.7}\n'
     )
-    ev = evaluate_predictions(preds, segment_by=None, runs=[run], n_boot=5)
+    ev = evaluate(preds, segment_by=None, runs=[run], n_boot=5)
     assert ev.training.run.tolist() == ["runA", "runA"] and ev.training.auc.tolist() == [0.6, 0.7]
     (run / "metrics.jsonl").write_text(
         '{"step": 1, "segment": "__global__", "wll": 0.7}\nnot json\n'
     )
     with pytest.raises(InputError, match=r"Line 1 of .* lacks the field\(s\) auc"):
-        evaluate_predictions(preds, segment_by=None, runs=[run], n_boot=5)
+        evaluate(preds, segment_by=None, runs=[run], n_boot=5)
     with pytest.raises(InputError, match=r"has no metrics\.jsonl"):
-        evaluate_predictions(preds, segment_by=None, runs=[tmp_path], n_boot=5)
+        evaluate(preds, segment_by=None, runs=[tmp_path], n_boot=5)
     with pytest.raises(InputError, match=r"The run directory '.*nope' does not exist"):
-        evaluate_predictions(preds, segment_by=None, runs=[tmp_path / "nope"], n_boot=5)
+        evaluate(preds, segment_by=None, runs=[tmp_path / "nope"], n_boot=5)
 
 
 def test_validation_curves_are_diagnosed_too(tmp_path, preds):
@@ -170,7 +169,7 @@ def test_validation_curves_are_diagnosed_too(tmp_path, preds):
         for seg, w, a in (("__global__", 0.4, 0.9), ("(S1, Ma)", 0.6, 0.7), ("(S2, Ma)", 0.5, 0.8))
     ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    ev = evaluate_predictions(preds, segment_by="source", runs=[run], n_boot=5)
+    ev = evaluate(preds, segment_by="source", runs=[run], n_boot=5)
     row = ev.diagnostics[ev.diagnostics.on == "validation, last step"].iloc[0]
     assert row.model == "shortcut" and row.suspicious
     assert row.message.startswith("Validation: shortcut: global AUC 0.900 is above every local")
@@ -179,7 +178,7 @@ def test_validation_curves_are_diagnosed_too(tmp_path, preds):
 
 def test_progress_reports_every_resample_and_the_total(preds):
     seen = []
-    evaluate_predictions(
+    evaluate(
         preds,
         segment_by="source",
         n_boot=7,

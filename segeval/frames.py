@@ -1,37 +1,29 @@
-"""From a predictions table to every number a report shows (the report context).
+"""The tidy frames of an :class:`~segeval.evaluation.Evaluation`, built from the engine's parts.
 
-This layer only calls the statistics. For the whole set and for each segment it runs *one*
-bootstrap whose statistics are every model's WLL and AUC (plus, on the whole set, every model's
-operating-point spread): the resamples are drawn once and shared. With the same seed the numbers
-are exactly those of :func:`segment_table`, :func:`bootstrap_delta_auc` and
-:func:`op_synchronization` called one by one (the tests check it), at a fraction of the cost.
+For the whole set and for each segment, :func:`segeval.engine.evaluate_part` runs *one*
+bootstrap whose named statistics are every model's WLL and AUC (plus, on the whole set, every
+model's operating-point spread); these functions only turn its results into rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from segeval.audit import DataAudit, audit_data
 from segeval.delong import delong_delta_auc_test
 from segeval.diagnostics import global_vs_local
 from segeval.engine import DeltaAUCResult, evaluate_part
-from segeval.io import check_columns, read_metrics_log
 from segeval.metrics import (
-    DEFAULT_THRESHOLDS,
-    check_thresholds,
     operating_points,
     roc_curve,
 )
 from segeval.resampling import BootstrapOptions
-from segeval.segments import GLOBAL, Segments, parse_segment_by, segment_keys, with_global
+from segeval.segments import GLOBAL, Segments, parse_segment_by, with_global
 from segeval.significance import holm, verdict
-from segeval.table import CI_COLUMNS, TABLE_COLUMNS, table_row
+from segeval.table import table_row
 from segeval.validation import InputError, one_class_reason
 
 HIST_BINS = 20
@@ -59,147 +51,7 @@ COMPARISON_COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """Everything computed for a report, as tidy tables (one row per model x segment x ...)."""
-
-    models: tuple[str, ...]
-    baselines: dict[str, str]  # segment -> baseline model (GLOBAL: the whole set)
-    segments: tuple[str, ...]  # GLOBAL first
-    data: DataAudit
-    metrics: pd.DataFrame
-    comparisons: pd.DataFrame
-    diagnostics: pd.DataFrame
-    op_points: pd.DataFrame
-    op_spread: pd.DataFrame
-    roc: pd.DataFrame
-    score_hist: pd.DataFrame
-    training: pd.DataFrame
-    settings: dict[str, Any] = field(default_factory=dict)
-
-
-def evaluate_predictions(
-    preds: pd.DataFrame,
-    *,
-    segment_by: str | Sequence[str] | None,
-    baseline: str | None = None,
-    segment_baselines: Mapping[str, str] | None = None,
-    runs: Sequence[str | Path] = (),
-    n_boot: int = 2000,
-    ci: float = 0.95,
-    cluster: str | None = None,
-    seed: int = 0,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    n_jobs: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> Evaluation:
-    """Evaluate every model of ``preds`` globally and per segment.
-
-    Parameters
-    ----------
-    preds : DataFrame
-        The predictions contract (see :func:`segeval.io.read_predictions`).
-    segment_by : str or list of str, optional
-        Segment columns (see :func:`segeval.segment_keys`).
-    baseline : str, optional
-        The model the others are compared to, on the whole set and every segment.
-    segment_baselines : mapping, optional
-        Segment name -> baseline model for that segment (the paper compares on each test DS to
-        the model trained on that DS).
-    runs : list of paths
-        Training run directories whose ``metrics.jsonl`` gives the validation curves.
-    n_boot, ci, seed, n_jobs
-        Bootstrap options; ``cluster`` names a column (e.g. ``patient_id``) to resample whole.
-    progress : callable, optional
-        ``progress(done, total)`` as resamples complete, for a progress bar; the total is
-        ``n_boot * (1 + number of segments)``.
-    """
-    t = check_thresholds(thresholds)
-    models = tuple(sorted(preds["model"].unique()))
-    check_columns(preds, _segment_columns(segment_by), "segment")
-    if cluster:
-        check_columns(preds, [cluster], "cluster")
-    # One row order for all models, so that paired statistics compare the same image.
-    per_model = {
-        str(m): g.reset_index(drop=True)
-        for m, g in preds.sort_values(["model", "image_id"], kind="stable").groupby("model")
-    }
-    reference = per_model[models[0]]
-    y = reference["label"].to_numpy(np.int8)
-    for m in models[1:]:
-        if not np.array_equal(per_model[m]["label"].to_numpy(np.int8), y):
-            raise InputError(
-                f"Models {models[0]!r} and {m!r} give different labels to the same image_id."
-            )
-    segments = segment_keys(reference, segment_by) if segment_by else None
-    baselines = _baselines(models, segments, baseline, segment_baselines or {})
-    scores = np.stack([per_model[m]["score"].to_numpy(np.float64) for m in models])
-    clusters = reference[cluster].to_numpy() if cluster else None
-    total = n_boot * (1 + (len(segments) if segments else 0))
-    options = BootstrapOptions.make(
-        n_boot=n_boot, ci=ci, resample="cluster" if cluster else "rows", seed=seed, n_jobs=n_jobs
-    )
-    step = None if progress is None else (lambda done: progress(done, total))
-
-    metric_rows, comparison_rows, spreads = [], [], []
-    for name, idx in with_global(segments, y.size):
-        results = _evaluate_part(
-            name,
-            y[idx],
-            scores[:, idx],
-            models,
-            baselines.get(name),
-            None if clusters is None else clusters[idx],
-            segments if name == GLOBAL else None,
-            t,
-            options,
-            step,
-        )
-        metric_rows += results[0]
-        comparison_rows += results[1]
-        spreads += results[2]
-    metrics = pd.DataFrame(metric_rows, columns=["model", *TABLE_COLUMNS, *CI_COLUMNS, "note"])
-    comparisons = _with_holm(pd.DataFrame(comparison_rows, columns=COMPARISON_COLUMNS))
-    op_points = pd.concat(
-        [_global_points(y, scores, models, t)] + [s[0] for s in spreads], ignore_index=True
-    )
-    training = (
-        pd.concat([read_metrics_log(r) for r in runs], ignore_index=True)
-        if runs
-        else (pd.DataFrame(columns=["run", "step", "segment", "wll", "auc"]))
-    )
-    return Evaluation(
-        models=models,
-        baselines=baselines,
-        segments=(GLOBAL, *(segments.names if segments else ())),
-        data=audit_data(
-            y,
-            segments if segments else np.full(y.size, GLOBAL),
-            patients=reference.get("patient_id"),
-        ),
-        metrics=metrics,
-        comparisons=comparisons,
-        diagnostics=_diagnostics(metrics, training),
-        op_points=op_points,
-        op_spread=pd.concat([s[1] for s in spreads], ignore_index=True)
-        if spreads
-        else (pd.DataFrame()),
-        roc=_roc_curves(y, scores, models, segments),
-        score_hist=_score_histograms(y, scores, models, segments),
-        training=training,
-        settings={
-            "segment_by": list(_segment_columns(segment_by)),
-            "n_boot": n_boot,
-            "ci": ci,
-            "resample": options.resample,
-            "cluster": cluster,
-            "seed": seed,
-            "thresholds": t.tolist(),
-        },
-    )
-
-
-def _diagnostics(metrics: pd.DataFrame, training: pd.DataFrame) -> pd.DataFrame:
+def diagnostics(metrics: pd.DataFrame, training: pd.DataFrame) -> pd.DataFrame:
     """Global-vs-local flags on the evaluated set, and on each run's last validation."""
     frames = [global_vs_local(metrics).assign(on="evaluated set")]
     if len(training):
@@ -212,22 +64,51 @@ def _diagnostics(metrics: pd.DataFrame, training: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _segment_columns(segment_by: str | Sequence[str] | None) -> list[str]:
+def segment_columns(segment_by: str | Sequence[str] | None) -> list[str]:
+    """The column names behind ``segment_by`` (bins stripped)."""
     return [c.name for c in parse_segment_by(segment_by)] if segment_by else []
 
 
-def _baselines(
+BaselineLike = str | Mapping[str, str] | Sequence[str] | None
+
+
+def parse_baseline(baseline: BaselineLike) -> tuple[str | None, dict[str, str]]:
+    """The forms of ``--baseline``: ``MODEL`` (everywhere) and ``SEGMENT=MODEL`` (one segment).
+
+    Also a mapping segment -> model, or a list of the string forms.
+    """
+    if baseline is None:
+        return None, {}
+    if isinstance(baseline, Mapping):
+        return None, {str(k): str(v) for k, v in baseline.items()}
+    values = [baseline] if isinstance(baseline, str) else list(baseline)
+    default, per_segment = None, {}
+    for value in values:
+        segment, sep, model = str(value).rpartition("=")
+        if not sep:
+            if default is not None:
+                raise InputError(f"--baseline MODEL is given twice: {default!r} and {value!r}.")
+            default = str(value)
+        elif not segment or not model:
+            raise InputError(f"--baseline must be MODEL or SEGMENT=MODEL; got {value!r}.")
+        else:
+            per_segment[segment] = model
+    return default, per_segment
+
+
+def baselines(
     models: tuple[str, ...],
     segments: Segments | None,
     baseline: str | None,
     per_segment: Mapping[str, str],
 ) -> dict[str, str]:
+    """Segment -> baseline model, checked against the models and segments."""
     names = (GLOBAL, *(segments.names if segments else ()))
     for model in [baseline, *per_segment.values()]:
         if model is not None and model not in models:
             raise InputError(f"Unknown baseline {model!r}; the models are {', '.join(models)}.")
     for segment in per_segment:
-        if segment not in names[1:]:
+        if segment not in names:
             raise InputError(
                 f"Unknown segment {segment!r} in --baseline; the segments are "
                 f"{', '.join(names[1:]) or '(none: give --segment-by)'}."
@@ -237,7 +118,7 @@ def _baselines(
     return out
 
 
-def _evaluate_part(
+def part_rows(
     name: str,
     y: np.ndarray,
     scores: np.ndarray,
@@ -305,7 +186,7 @@ def comparison_row(
     }
 
 
-def _with_holm(table: pd.DataFrame) -> pd.DataFrame:
+def with_holm(table: pd.DataFrame) -> pd.DataFrame:
     """Holm over the whole family of comparisons in the report; the verdict re-read with it."""
     table["p_holm"] = holm(table["p_value"].to_numpy(dtype=float))
     table["verdict_holm"] = [
@@ -315,7 +196,7 @@ def _with_holm(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _global_points(
+def global_points(
     y: np.ndarray, scores: np.ndarray, models: tuple[str, ...], t: np.ndarray
 ) -> pd.DataFrame:
     frames = []
@@ -332,7 +213,7 @@ def _thin(n: int, keep: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, keep)).round().astype(int))
 
 
-def _roc_curves(
+def roc_curves(
     y: np.ndarray, scores: np.ndarray, models: tuple[str, ...], segments: Segments | None
 ) -> pd.DataFrame:
     frames = []
@@ -350,7 +231,7 @@ def _roc_curves(
     return pd.concat(frames, ignore_index=True)
 
 
-def _score_histograms(
+def score_histograms(
     y: np.ndarray, scores: np.ndarray, models: tuple[str, ...], segments: Segments | None
 ) -> pd.DataFrame:
     edges = np.linspace(0, 1, HIST_BINS + 1)

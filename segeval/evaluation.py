@@ -1,0 +1,302 @@
+"""``segeval.evaluate``: a predictions table in, an :class:`Evaluation` of tidy frames out.
+
+This is what ``segeval report`` runs (read the files, :func:`evaluate`, :meth:`Evaluation.write`)
+and what a notebook calls. Every number comes from :func:`segeval.engine.evaluate_part`, one
+shared bootstrap per part (the whole set, each segment).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segeval import frames
+from segeval.audit import DataAudit, audit_data
+from segeval.io import check_columns, check_predictions, read_metrics_log, to_jsonable
+from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
+from segeval.resampling import BootstrapOptions, Resample
+from segeval.segments import GLOBAL, segment_keys, with_global
+from segeval.table import CI_COLUMNS, TABLE_COLUMNS
+from segeval.validation import InputError, SeedLike, readable_repr
+
+
+@dataclass(frozen=True, repr=False)
+class Evaluation:
+    """Every number of a report, as tidy DataFrames (one row per model x segment x ...).
+
+    Attributes
+    ----------
+    data : DataAudit
+        Per-segment counts and data warnings (``data.table``, ``data.warnings``).
+    metrics : DataFrame
+        WLL and AUC with CIs, per model and segment (``__global__`` is the whole set).
+    comparisons : DataFrame
+        ΔAUC against the baseline per model and segment, with the paper's p-value and verdict,
+        the bootstrap and DeLong p-values, and Holm's correction over the whole family.
+    op_points, op_spread : DataFrame
+        Operating points per model, segment and threshold; their spread across segments.
+    diagnostics : DataFrame
+        Global-vs-local flags (see :func:`segeval.diagnostics.global_vs_local`).
+    roc, score_hist, training : DataFrame
+        What the figures draw: ROC curves, score histograms, validation curves of runs.
+    """
+
+    models: tuple[str, ...]
+    baselines: dict[str, str]  # segment -> baseline model (GLOBAL: the whole set)
+    segments: tuple[str, ...]  # GLOBAL first
+    data: DataAudit
+    metrics: pd.DataFrame
+    comparisons: pd.DataFrame
+    diagnostics: pd.DataFrame
+    op_points: pd.DataFrame
+    op_spread: pd.DataFrame
+    roc: pd.DataFrame
+    score_hist: pd.DataFrame
+    training: pd.DataFrame
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every number, JSON-ready: exactly the content of ``report.json``."""
+        out: dict[str, Any] = to_jsonable(
+            {
+                "models": list(self.models),
+                "baselines": self.baselines,
+                "segments": list(self.segments),
+                "settings": self.settings,
+                "data": {"table": self.data.table, "warnings": list(self.data.warnings)},
+                "diagnostics": self.diagnostics,
+                "metrics": self.metrics,
+                "comparisons": self.comparisons,
+                "op_points": self.op_points,
+                "op_spread": self.op_spread,
+                "roc": self.roc,
+                "score_hist": self.score_hist,
+                "training": self.training,
+            }
+        )
+        return out
+
+    def write(self, path: str | Path) -> list[Path]:
+        """Write the report files exactly as ``segeval report --out path`` does.
+
+        ``path`` (HTML), and beside it ``<stem>.json`` and ``<stem>_<table>.csv``. The set is
+        written to temporary files first and then moved into place, so a failure leaves any
+        older set whole. Returns the paths written.
+        """
+        # The report layer (jinja2, matplotlib) sits above this one: imported when used.
+        from segeval.report import write_report
+
+        return write_report(self, path)
+
+    def __repr__(self) -> str:
+        return readable_repr(self)
+
+    def _repr_html_(self) -> str:
+        """A short summary for notebooks: the whole-set metrics, the verdicts, the warnings."""
+        whole = self.metrics[self.metrics.segment == GLOBAL]
+        shown = whole[["model", "n", "auc", "auc_ci_low", "auc_ci_high", "wll"]].round(4)
+        parts = [
+            f"<p><b>segeval Evaluation</b>: {len(self.models)} model(s), "
+            f"{len(self.segments) - 1} segment(s), n_boot={self.settings.get('n_boot')}</p>",
+            shown.to_html(index=False),
+        ]
+        if len(self.comparisons):
+            verdicts = self.comparisons.groupby(["model", "verdict"]).size().unstack(fill_value=0)
+            parts += ["<p>Verdicts against the baseline (per segment):</p>", verdicts.to_html()]
+        notes = [*self.data.warnings, *self.diagnostics.get("message", pd.Series()).tolist()]
+        if notes:
+            items = "".join(f"<li>{html.escape(str(n))}</li>" for n in notes)
+            parts.append(f"<ul>{items}</ul>")
+        return "\n".join(parts)
+
+
+def evaluate(
+    predictions: Any,
+    *,
+    segment_by: str | Sequence[str] | None,
+    baseline: frames.BaselineLike = None,
+    cluster: str | None = None,
+    n_boot: int = 2000,
+    seed: SeedLike = 0,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    ci: float = 0.95,
+    resample: Resample = "rows",
+    runs: Sequence[str | Path] = (),
+    n_jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Evaluation:
+    """Evaluate every model of a predictions table globally and per segment.
+
+    Parameters
+    ----------
+    predictions : DataFrame
+        Long format, one row per (image, model): ``image_id``, ``model``, ``label``, ``score``,
+        optional ``patient_id`` and segment columns. pandas, or any frame with ``to_pandas()``.
+    segment_by : str or list of str or None
+        Segment columns, e.g. ``"source,manufacturer"`` or ``"age:50,60,70"`` (binned).
+    baseline : str, mapping or list of str, optional
+        The model the others are compared to: ``"model"`` everywhere, ``"(S1, Ma)=model"`` for
+        one segment, a list of both forms, or a mapping segment -> model.
+    cluster : str, optional
+        Column whose values are resampled whole (e.g. ``patient_id``).
+    n_boot, seed, ci : bootstrap options
+        2000 resamples (the paper); the same seed gives bit-identical numbers.
+    thresholds : list of float in [0, 1]
+        Thresholds of the operating points.
+    resample : {"rows", "stratified", "cluster"}
+        Resampling scheme; ``cluster=`` implies ``"cluster"``.
+    runs : list of paths
+        Training run folders whose ``metrics.jsonl`` gives the validation curves.
+    progress : callable, optional
+        ``progress(done, total)`` as resamples complete.
+
+    Returns
+    -------
+    Evaluation
+
+    Examples
+    --------
+    >>> from segeval.synthetic import make_predictions
+    >>> ev = evaluate(make_predictions(scale=0.05), segment_by="source", n_boot=20,
+    ...               baseline="single_segment")  # doctest: +SKIP
+    >>> ev.comparisons[["model", "segment", "delta_auc", "verdict"]]  # doctest: +SKIP
+    """
+    preds = check_predictions(predictions)
+    columns = _check_segment_by(preds, segment_by)
+    t = _check_thresholds(thresholds)
+    if cluster:
+        check_columns(preds, [cluster], "cluster")
+        resample = "cluster"
+    elif resample == "cluster":
+        raise InputError('resample="cluster" needs cluster=, the column to resample whole.')
+    options = BootstrapOptions.make(
+        n_boot=n_boot, ci=ci, resample=resample, seed=seed, n_jobs=n_jobs
+    )
+    models, reference, y, scores = _aligned(preds, columns)
+    segments = segment_keys(reference, segment_by) if columns and segment_by else None
+    default, per_segment = frames.parse_baseline(baseline)
+    baselines = frames.baselines(models, segments, default, per_segment)
+    clusters = reference[cluster].to_numpy() if cluster else None
+    total = n_boot * (1 + (len(segments) if segments else 0))
+    step = None if progress is None else (lambda done: progress(done, total))
+
+    metric_rows, comparison_rows, spreads = [], [], []
+    for name, idx in with_global(segments, y.size):
+        part = frames.part_rows(
+            name,
+            y[idx],
+            scores[:, idx],
+            models,
+            baselines.get(name),
+            None if clusters is None else clusters[idx],
+            segments if name == GLOBAL else None,
+            t,
+            options,
+            step,
+        )
+        metric_rows += part[0]
+        comparison_rows += part[1]
+        spreads += part[2]
+    metrics = pd.DataFrame(metric_rows, columns=["model", *TABLE_COLUMNS, *CI_COLUMNS, "note"])
+    comparisons = frames.with_holm(pd.DataFrame(comparison_rows, columns=frames.COMPARISON_COLUMNS))
+    training = (
+        pd.concat([read_metrics_log(r) for r in runs], ignore_index=True)
+        if runs
+        else pd.DataFrame(columns=["run", "step", "segment", "wll", "auc"])
+    )
+    return Evaluation(
+        models=models,
+        baselines=baselines,
+        segments=(GLOBAL, *(segments.names if segments else ())),
+        data=audit_data(
+            y,
+            segments if segments else np.full(y.size, GLOBAL),
+            patients=reference.get("patient_id"),
+        ),
+        metrics=metrics,
+        comparisons=comparisons,
+        diagnostics=frames.diagnostics(metrics, training),
+        op_points=pd.concat(
+            [frames.global_points(y, scores, models, t)] + [s[0] for s in spreads],
+            ignore_index=True,
+        ),
+        op_spread=pd.concat([s[1] for s in spreads], ignore_index=True)
+        if spreads
+        else pd.DataFrame(),
+        roc=frames.roc_curves(y, scores, models, segments),
+        score_hist=frames.score_histograms(y, scores, models, segments),
+        training=training,
+        settings={
+            "segment_by": columns,
+            "n_boot": options.n_boot,
+            "ci": options.ci,
+            "resample": options.resample,
+            "cluster": cluster,
+            "seed": seed if isinstance(seed, int) or seed is None else repr(seed),
+            "thresholds": t.tolist(),
+        },
+    )
+
+
+def _check_segment_by(preds: pd.DataFrame, segment_by: str | Sequence[str] | None) -> list[str]:
+    if segment_by is None:
+        return []
+    if isinstance(segment_by, str) and not segment_by.strip():
+        raise InputError("segment_by is empty; give segment column names, or None for none.")
+    if not isinstance(segment_by, str) and len(segment_by) == 0:
+        raise InputError("segment_by is empty; give segment column names, or None for none.")
+    columns = frames.segment_columns(segment_by)
+    check_columns(preds, columns, "segment")
+    return columns
+
+
+def _check_thresholds(thresholds: Sequence[float]) -> np.ndarray:
+    t = check_thresholds(thresholds)
+    outside = t[(t < 0) | (t > 1)]
+    if outside.size:
+        raise InputError(f"thresholds must lie in [0, 1], as the scores do; got {outside[0]:g}.")
+    return t
+
+
+def _aligned(
+    preds: pd.DataFrame, columns: list[str]
+) -> tuple[tuple[str, ...], pd.DataFrame, np.ndarray, np.ndarray]:
+    """Models, the first model's rows, labels and the scores of all models, in one row order.
+
+    Paired statistics compare the same image, so every model's rows are sorted by image_id; the
+    models must agree on each image's label and segment.
+    """
+    models = tuple(sorted(preds["model"].unique()))
+    per_model = {
+        str(m): g.reset_index(drop=True)
+        for m, g in preds.sort_values(["model", "image_id"], kind="stable").groupby("model")
+    }
+    reference = per_model[models[0]]
+    y = reference["label"].to_numpy(np.int8)
+    for m in models[1:]:
+        if not np.array_equal(per_model[m]["label"].to_numpy(np.int8), y):
+            raise InputError(
+                f"Models {models[0]!r} and {m!r} give different labels to the same image_id."
+            )
+        for col in columns:
+            mine, ref = per_model[m][col], reference[col]
+            differ = ~((mine == ref) | (mine.isna() & ref.isna()))
+            if differ.any():
+                image = reference.image_id[int(np.flatnonzero(differ.to_numpy())[0])]
+                raise InputError(
+                    f"Models {models[0]!r} and {m!r} put image {image!r} in different segments "
+                    f"(column {col!r}: {ref[differ].iloc[0]!r} and {mine[differ].iloc[0]!r})."
+                )
+    if y.min() == y.max():
+        present = "positives (label 1)" if y[0] == 1 else "negatives (label 0)"
+        raise InputError(
+            f"The predictions hold only {present}; AUC, WLL and every comparison need both classes."
+        )
+    scores = np.stack([per_model[m]["score"].to_numpy(np.float64) for m in models])
+    return models, reference, y, scores
