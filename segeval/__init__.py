@@ -5,6 +5,7 @@ Efron bootstrap CIs, paired ΔAUC with the paper's p-value and verdict, DeLong's
 correction, operating-point synchronization across data segments.
 """
 
+from segeval import plot
 from segeval.bootstrap import (
     BootstrapOptions,
     BootstrapResult,
@@ -58,6 +59,7 @@ __all__ = [
     "operating_points",
     "p_value_from_ci",
     "parse_segment_by",
+    "plot",
     "roc_auc",
     "roc_curve",
     "segment_keys",

@@ -106,6 +106,18 @@ def _prefix(name: str | None) -> str:
     return f"Segment {name}: " if name else ""
 
 
+def _part_reason(y: NDArray[np.int8], what: str, name: str | None) -> str | None:
+    """Why the metrics are undefined on a part, in plain words when the part has a name."""
+    reason = one_class_reason(y, what)
+    if not reason or not name:
+        return reason
+    missing = "malignant images (label 1)" if y.sum() == 0 else "benign images (label 0)"
+    where = "The whole set" if name == GLOBAL else f"Segment {name}"
+    verb = "are" if what == "WLL or AUC" else "is"
+    metric = "WLL and AUC" if what == "WLL or AUC" else what
+    return f"{where} has no {missing}: its {metric} {verb} undefined."
+
+
 def undefined_delta(ci: float) -> DeltaAUCResult:
     """A comparison on a part where AUC is undefined (the caller has warned why)."""
     nan = float("nan")
@@ -136,9 +148,9 @@ def evaluate_part(
     metrics = tuple(metrics)
     n_pos = int(y.sum())
     what = _WHAT.get(metrics, "WLL or AUC")
-    reason = one_class_reason(y, what) if metrics else None
+    reason = _part_reason(y, what, name) if metrics else None
     if reason:
-        warnings.warn(_prefix(name) + reason, UndefinedMetricWarning, stacklevel=3)
+        warnings.warn(reason, UndefinedMetricWarning, stacklevel=3)
         if progress is not None and options is not None:
             progress(options.n_boot)
         ci = options.ci if options else float("nan")

@@ -209,6 +209,7 @@ def read_metrics_log(run_dir: str | Path) -> pd.DataFrame:
                 raise InputError(
                     f"Line {number} of {str(path)!r} lacks the field(s) {', '.join(missing)}."
                 )
+            _check_record_types(record, number, path)
             records.append(record)
     if not records:
         raise InputError(f"{str(path)!r} holds no validation record.")
@@ -216,6 +217,27 @@ def read_metrics_log(run_dir: str | Path) -> pd.DataFrame:
     frame["wll"] = pd.to_numeric(frame["wll"], errors="coerce")
     frame["auc"] = pd.to_numeric(frame["auc"], errors="coerce")
     return frame.assign(run=run.resolve().name)
+
+
+def _check_record_types(record: dict[str, Any], number: int, path: Path) -> None:
+    """step an integer, segment a string, wll and auc numbers (or null)."""
+    expected = {"step": "an integer", "segment": "a string", "wll": "a number", "auc": "a number"}
+    ok = {
+        "step": isinstance(record["step"], int) and not isinstance(record["step"], bool),
+        "segment": isinstance(record["segment"], str),
+        "wll": record["wll"] is None or _is_number(record["wll"]),
+        "auc": record["auc"] is None or _is_number(record["auc"]),
+    }
+    for name, good in ok.items():
+        if not good:
+            raise InputError(
+                f"Line {number} of {str(path)!r}: field {name!r} must be {expected[name]}; "
+                f"got {record[name]!r}."
+            )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -216,8 +217,14 @@ def as_segments(
 ) -> Segments:
     """Accept a :class:`Segments`, a DataFrame of segment columns, or one label per row.
 
+    A 2-D numpy array or a polars DataFrame is taken as several segment columns.
+
     ``n`` is the number of rows of the array named ``against``, for the length check.
     """
+    if hasattr(segments, "to_pandas") and not isinstance(segments, (pd.DataFrame, pd.Series)):
+        segments = cast(Any, segments).to_pandas()  # polars (a DataFrame or a Series)
+    if isinstance(segments, np.ndarray) and segments.ndim == 2:  # one column per segment key
+        segments = pd.DataFrame(segments, columns=[f"column {k}" for k in range(segments.shape[1])])
     if isinstance(segments, Segments):
         seg = segments
     elif isinstance(segments, pd.DataFrame):

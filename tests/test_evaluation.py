@@ -131,13 +131,9 @@ def test_per_segment_baselines(preds):
         match=r"Unknown segment 'S9' in --baseline; the segments are "
         r"S1, S2, S3",
     ):
-        evaluate(
-            preds, segment_by="source", baseline={"S9": "periodic"}, n_boot=5
-        )
+        evaluate(preds, segment_by="source", baseline={"S9": "periodic"}, n_boot=5)
     with pytest.raises(InputError, match="Unknown baseline 'nobody'"):
-        evaluate(
-            preds, segment_by="source", baseline={"S1": "nobody"}, n_boot=5
-        )
+        evaluate(preds, segment_by="source", baseline={"S1": "nobody"}, n_boot=5)
 
 
 def test_training_runs_are_read(tmp_path, preds):

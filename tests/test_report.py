@@ -217,10 +217,10 @@ def tiny_preds(segment_names, n=20, seed=0):
 def test_one_class_segment_renders_undefined_with_reason(tmp_path):
     preds = tiny_preds(["S1", "S2"])
     preds.loc[preds.site == "S2", "label"] = 0
-    with pytest.warns(se.UndefinedMetricWarning, match="Segment S2: Only negatives"):
+    with pytest.warns(se.UndefinedMetricWarning, match="Segment S2 has no malignant images"):
         ev = evaluate(preds, segment_by="site", baseline="A", n_boot=20)
     html = write_report(ev, tmp_path / "r.html")[0].read_text()
-    assert "Only negatives (label 0) present in y_true. WLL or AUC is not defined" in html
+    assert "Segment S2 has no malignant images (label 1): its WLL and AUC are undefined" in html
     data = json.loads((tmp_path / "r.json").read_text())
     s2 = next(r for r in data["metrics"] if r["segment"] == "S2")
     assert s2["auc"] is None  # NaN is written as null, never as an invalid JSON token

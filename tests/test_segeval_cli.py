@@ -248,3 +248,100 @@ def test_audit_formats(tmp_path, capsys):
         code == 2
         and err == f"segeval audit: error: The manifest '{tmp_path / 'none.csv'}' does not exist.\n"
     )
+
+
+def hostile_cases(tmp_path):
+    """Inputs a hostile run found accepted or crashing; each must end in one sentence, exit 2."""
+    good = make_predictions(scale=0.05, seed=2)
+    cases = []
+
+    def save(name, frame):
+        frame.to_parquet(tmp_path / name)
+        return tmp_path / name
+
+    p = save("good.parquet", good)
+    cases.append((["--preds", p, "--thresholds", "0.2,1.5"], "thresholds must lie in [0, 1]"))
+    cases.append((["--preds", p, "--segment-by", ""], "segment_by is empty"))
+    zero = save("zero.parquet", good.assign(label=0))
+    cases.append((["--preds", zero], "The predictions hold only negatives"))
+    no_id = good.astype({"image_id": object})
+    no_id.loc[4, "image_id"] = None
+    cases.append((["--preds", save("noid.parquet", no_id)], "Column 'image_id' of"))
+    moved = good.copy()
+    first = moved.image_id.iloc[0]
+    moved.loc[(moved.model == "periodic") & (moved.image_id == first), "source"] = "S9"
+    cases.append((["--preds", save("moved.parquet", moved), "--segment-by", "source"], "Models "))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text(
+        '{"step": [1], "segment": "__global__", "wll": "x", "auc": 0.7}\n'
+    )
+    cases.append((["--preds", p, "--run", run_dir], "Line 1 of"))
+    return cases
+
+
+def test_hostile_inputs_exit_2_with_one_sentence(tmp_path, capsys):
+    for argv, start in hostile_cases(tmp_path):
+        out = tmp_path / "r.html"
+        code, _, err = run(capsys, "report", *argv, "--n-boot", 5, "--out", out)
+        assert code == 2, (argv, err)
+        assert err.startswith(f"segeval report: error: {start}"), err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert not out.exists()
+
+
+def test_warnings_are_one_plain_line_each(tmp_path, capsys):
+    preds = make_predictions(scale=0.05, seed=2)
+    preds.loc[preds.source == "S2", "label"] = 0  # a segment without malignant images
+    path = tmp_path / "p.parquet"
+    preds.to_parquet(path)
+    code, _, err = run(
+        capsys, "report", "--preds", path, "--segment-by", "source", "--n-boot", 5,
+        "--out", tmp_path / "r.html",
+    )  # fmt: skip
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert lines and all(line.startswith("segeval: warning: ") for line in lines), err
+    assert any("S2" in line and "no malignant images" in line for line in lines), err
+    assert ".py" not in err and "warnings.warn" not in err
+
+
+def test_escape_sequences_are_printed_escaped(tmp_path, capsys):
+    preds = make_predictions(scale=0.05, seed=2)
+    preds["source"] = preds["source"].str.replace("S1", "S1\x1b[2J")
+    path = tmp_path / "p.parquet"
+    preds.to_parquet(path)
+    code, out, err = run(
+        capsys, "report", "--preds", path, "--segment-by", "nope\x1b[31m",
+        "--out", tmp_path / "r.html",
+    )  # fmt: skip
+    assert code == 2 and "\x1b" not in err and "\\x1b[31m" in err
+    manifest = tmp_path / "m.csv"
+    preds[preds.model == "periodic"].to_csv(manifest, index=False)
+    code, out, err = run(capsys, "audit", "--manifest", manifest, "--segment-by", "source")
+    assert code == 0 and "\x1b" not in out and "S1\\x1b[2J" in out
+
+
+def test_audit_refuses_repeated_image_ids(tmp_path, capsys):
+    preds = make_predictions(scale=0.05, seed=2)  # three models: each image three times
+    manifest = tmp_path / "m.csv"
+    preds.to_csv(manifest, index=False)
+    code, _, err = run(capsys, "audit", "--manifest", manifest, "--segment-by", "source")
+    assert code == 2 and "repeated image_id value(s)" in err
+
+
+def test_report_files_are_written_as_a_set(tmp_path, capsys, preds_file, monkeypatch):
+    out = tmp_path / "r.html"
+    code, _, err = run(capsys, "report", "--preds", preds_file, "--n-boot", 5, "--out", out)
+    assert code == 0, err
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("segeval.report.render_html", broken)
+    code, _, err = run(
+        capsys, "report", "--preds", preds_file, "--n-boot", 6, "--seed", 1, "--out", out
+    )
+    assert code == 2 and "disk full" in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

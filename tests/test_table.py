@@ -58,11 +58,11 @@ def test_one_class_segment_is_undefined_with_reason():
     y, s, seg = data()
     y = y.copy()
     y[seg == "C"] = 0
-    with pytest.warns(se.UndefinedMetricWarning, match="Segment C: Only negatives"):
+    with pytest.warns(se.UndefinedMetricWarning, match="Segment C has no malignant images"):
         t = se.segment_table(y, s, seg, n_boot=20)
     c = t.set_index("segment").loc["C"]
     assert np.isnan(c.auc) and np.isnan(c.wll) and np.isnan(c.auc_ci_low)
-    assert "Only negatives (label 0) present" in c.note
+    assert "no malignant images (label 1)" in c.note
     assert t.set_index("segment").loc["A", "note"] == ""
 
 
