@@ -182,3 +182,64 @@ def test_progress_reports_every_resample_and_the_total(preds):
     )
     assert {total for _, total in seen} == {7 * 4}  # the whole set and 3 sources
     assert sum(done for done, _ in seen) == 7 * 4
+
+
+class FakePolars:
+    """Stands for a polars DataFrame: anything with to_pandas()."""
+
+    def __init__(self, frame):
+        self.frame = frame
+
+    def to_pandas(self):
+        return self.frame.copy()
+
+
+def test_public_evaluate_matches_the_report_files(preds, tmp_path):
+    ev = se.evaluate(FakePolars(preds), segment_by="source", baseline="single_segment", n_boot=20)
+    assert isinstance(ev, se.Evaluation)
+    paths = ev.write(tmp_path / "r.html")
+    assert json.loads((tmp_path / "r.json").read_text()) == json.loads(
+        json.dumps(ev.to_dict(), allow_nan=False)
+    )
+    assert {p.name for p in paths} >= {"r.html", "r.json", "r_metrics.csv", "r_comparisons.csv"}
+    assert "p_holm" in ev.comparisons and len(ev.comparisons) == 2 * len(ev.segments)
+    summary = ev._repr_html_()
+    assert "<table" in summary and "single_segment" in summary
+    assert len(repr(ev)) < 2000 and "np.float64" not in repr(ev)
+
+
+def test_evaluate_refuses_a_table_without_image_id(preds):
+    with pytest.raises(InputError, match="lacks the required column\\(s\\) image_id"):
+        se.evaluate(preds.drop(columns="image_id"), segment_by=None, n_boot=5)
+
+
+def test_evaluate_refuses_repeated_images_within_a_model(preds):
+    one = preds[preds.model == "periodic"]
+    with pytest.raises(InputError, match="3 duplicate \\(image_id, model\\) row"):
+        se.evaluate(pd.concat([one, one.iloc[:3]]), segment_by=None, n_boot=5)
+
+
+def test_evaluate_validates_its_options(preds):
+    with pytest.raises(InputError, match="ci must be a confidence level"):
+        se.evaluate(preds, segment_by=None, n_boot=5, ci=1.5)
+    with pytest.raises(InputError, match="segment_by is empty"):
+        se.evaluate(preds, segment_by="", n_boot=5)
+    with pytest.raises(InputError, match="thresholds must lie in \\[0, 1\\]"):
+        se.evaluate(preds, segment_by=None, n_boot=5, thresholds=[0.5, 1.5])
+    with pytest.raises(InputError, match='resample="cluster" needs cluster='):
+        se.evaluate(preds, segment_by=None, n_boot=5, resample="cluster")
+
+
+def test_baseline_takes_the_cli_forms_and_a_mapping(preds):
+    kw = {"segment_by": "source", "n_boot": 5}
+    a = se.evaluate(preds, baseline=["single_segment", "S2=periodic"], **kw)
+    mapping = {s: "single_segment" for s in a.segments} | {"S2": "periodic"}
+    b = se.evaluate(preds, baseline=mapping, **kw)
+    assert a.baselines == b.baselines
+    pd.testing.assert_frame_equal(a.comparisons, b.comparisons)
+
+
+def test_stratified_resampling_is_available(preds):
+    ev = se.evaluate(preds, segment_by=None, n_boot=20, resample="stratified")
+    assert ev.settings["resample"] == "stratified"
+    assert (ev.metrics.n_boot_undefined == 0).all()  # both classes in every resample

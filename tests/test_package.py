@@ -82,3 +82,20 @@ def test_segtrain_uses_only_segeval_public_modules():
             if name.startswith("segeval.") and name.split(".")[1].startswith("_")
         }
         assert not private, f"{path.name} imports {sorted(private)}"
+
+
+def test_only_the_cli_may_choose_a_matplotlib_backend():
+    for path in (ROOT / "segeval").glob("*.py"):
+        if path.name != "cli.py":
+            assert "matplotlib.use(" not in path.read_text(), path.name
+
+
+def test_the_engine_is_the_only_caller_of_the_bootstrap_machinery():
+    # The views (bootstrap, table, synchronization) and the report go through the engine.
+    for name in ("bootstrap", "table", "synchronization", "frames", "evaluation"):
+        calls = {
+            node.func.id
+            for node in ast.walk(ast.parse((ROOT / "segeval" / f"{name}.py").read_text()))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        }
+        assert "bootstrap_distribution" not in calls, name
