@@ -67,6 +67,19 @@ class AUCKernel:
         numerator = w_small * w_big - q if self.small_is_pos else q
         return numerator / (w_small * w_big)
 
+    def batch(self, w: NDArray[np.float64], totals: NDArray[np.float64]) -> NDArray[np.float64]:
+        """AUC for each row of a (B, n) weight matrix at once (small data, many resamples)."""
+        cs = np.zeros((w.shape[0], self.small_sorted.size + 1))
+        np.cumsum(w[:, self.small_sorted], axis=1, out=cs[:, 1:])
+        w_small = cs[:, -1]
+        w_big = totals - w_small
+        q = np.einsum("ij,ij->i", w, np.take(cs, self.lo, axis=1))
+        if self.tied.size:
+            half = cs[:, self.tied_hi] - cs[:, self.tied_lo]
+            q += 0.5 * np.einsum("ij,ij->i", w[:, self.tied], half)
+        numerator = w_small * w_big - q if self.small_is_pos else q
+        return _undefined_where(numerator, w_small * w_big, (w_small <= 0) | (w_big <= 0))
+
 
 class WLLKernel:
     """Weighted log loss with class weights 1/(2 W_pos), 1/(2 W_neg) estimated on the weights.
@@ -92,3 +105,22 @@ class WLLKernel:
         return 0.5 * (
             float(np.dot(w, self.loss_pos)) / w_pos + float(np.dot(w, self.loss_neg)) / w_neg
         )
+
+    def batch(self, w: NDArray[np.float64], totals: NDArray[np.float64]) -> NDArray[np.float64]:
+        """WLL for each row of a (B, n) weight matrix at once (small data, many resamples)."""
+        w_pos = w @ self.pos_indicator
+        w_neg = totals - w_pos
+        undefined = (w_pos <= 0) | (w_neg <= 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = 0.5 * ((w @ self.loss_pos) / w_pos + (w @ self.loss_neg) / w_neg)
+        return _undefined_where(value, np.ones_like(value), undefined)
+
+
+def _undefined_where(
+    numerator: NDArray[np.float64], denominator: NDArray[np.float64], undefined: NDArray[np.bool_]
+) -> NDArray[np.float64]:
+    """numerator / denominator, NaN where ``undefined`` (a class absent from the resample)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.asarray(numerator / denominator, dtype=np.float64)
+    out[undefined] = np.nan
+    return out

@@ -29,6 +29,7 @@ from segeval.op_spread import SpreadStatistic, spread_table
 from segeval.resampling import (
     BootstrapOptions,
     BootstrapResult,
+    DrawCache,
     Draws,
     Resampler,
     Statistic,
@@ -139,11 +140,13 @@ def evaluate_part(
     name: str | None = None,
     keep: bool = False,
     progress: Callable[[int], None] | None = None,
+    cache: DrawCache | None = None,
 ) -> PartResult:
     """Metrics, comparisons against ``baseline`` and OP spreads of every model on one part.
 
     ``options=None`` gives point estimates only (no resample). ``segments`` and ``thresholds``
-    ask for the OP spread; ``keep`` keeps the bootstrap distributions in the results.
+    ask for the OP spread; ``keep`` keeps the bootstrap distributions in the results. Parts of
+    one evaluation share a ``cache`` of draws (same size, same seed: same local resamples).
     """
     metrics = tuple(metrics)
     n_pos = int(y.sum())
@@ -173,7 +176,7 @@ def evaluate_part(
     for m, spread in spreads.items():
         if not spread.reason:
             statistics["op_spread", m] = spread
-    draws = _draw(statistics, y, clusters, options, progress)
+    draws = _draw(statistics, y, clusters, options, progress, cache)
     ci = options.ci if options else float("nan")
     _warn_dropped(draws, metrics, scores, name, options)
     return PartResult(
@@ -222,6 +225,7 @@ def _draw(
     clusters: NDArray[np.generic] | None,
     options: BootstrapOptions | None,
     progress: Callable[[int], None] | None,
+    cache: DrawCache | None,
 ) -> Draws:
     if not statistics:  # nothing defined to resample
         if progress is not None and options is not None:
@@ -238,6 +242,7 @@ def _draw(
         seed=options.seed,
         n_jobs=options.n_jobs,
         progress=progress,
+        cache=cache,
     )
 
 

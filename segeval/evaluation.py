@@ -20,7 +20,7 @@ from segeval import frames
 from segeval.audit import DataAudit, audit_data
 from segeval.io import check_columns, check_predictions, read_metrics_log, to_jsonable
 from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
-from segeval.resampling import BootstrapOptions, Resample
+from segeval.resampling import BootstrapOptions, DrawCache, Resample
 from segeval.segments import GLOBAL, segment_keys, with_global
 from segeval.table import CI_COLUMNS, TABLE_COLUMNS
 from segeval.validation import InputError, SeedLike, readable_repr
@@ -187,6 +187,7 @@ def evaluate(
     step = None if progress is None else (lambda done: progress(done, total))
 
     metric_rows, comparison_rows, spreads = [], [], []
+    cache = DrawCache()
     for name, idx in with_global(segments, y.size):
         part = frames.part_rows(
             name,
@@ -199,6 +200,7 @@ def evaluate(
             t,
             options,
             step,
+            cache,
         )
         metric_rows += part[0]
         comparison_rows += part[1]

@@ -20,7 +20,7 @@ from segeval.metrics import (
     operating_points,
     roc_curve,
 )
-from segeval.resampling import BootstrapOptions
+from segeval.resampling import BootstrapOptions, DrawCache
 from segeval.segments import GLOBAL, Segments, parse_segment_by, with_global
 from segeval.significance import holm, verdict
 from segeval.table import table_row
@@ -129,6 +129,7 @@ def part_rows(
     thresholds: np.ndarray,
     options: BootstrapOptions,
     progress: Callable[[int], None] | None,
+    cache: DrawCache | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[pd.DataFrame, pd.DataFrame]]]:
     """Metrics, comparisons and (on the whole set) OP spreads of all models on one part."""
     part = evaluate_part(
@@ -141,6 +142,7 @@ def part_rows(
         clusters=clusters,
         name=name,
         progress=progress,
+        cache=cache,
     )
     metrics = [{"model": m, **table_row(part, m)} for m in models]
     comparisons = []

@@ -138,19 +138,45 @@ class Resampler:
             self.members = np.split(order, np.cumsum(self.sizes)[:-1])
         elif clusters is not None:
             raise InputError(f'clusters are only used with resample="cluster"; got {resample!r}.')
+        self.order: NDArray[np.int64] | None = None  # rows of the local draws, when not 0..n-1
+        self.key: tuple[Any, ...] = (resample, self.n)
         if resample == "stratified":
             self.pos = np.flatnonzero(y_true == 1)
             self.neg = np.flatnonzero(y_true == 0)
+            self.order = np.concatenate([self.pos, self.neg])
+            self.key = (resample, self.pos.size, self.neg.size)
+        elif resample == "cluster":
+            self.key = (resample, self.n_clusters)
 
-    def draw(self, rng: np.random.Generator) -> NDArray[np.int64]:
-        """One resample's raw draws."""
+    def local_draw(self, rng: np.random.Generator) -> NDArray[np.int64]:
+        """One resample's draws, which depend only on ``key`` and the generator.
+
+        Rows (0..n-1), cluster codes, or for ``"stratified"`` positions in the positives then the
+        negatives (mapped to rows by ``order``).
+        """
         if self.scheme == "rows":
             return rng.integers(0, self.n, self.n)
         if self.scheme == "stratified":
-            pos = self.pos[rng.integers(0, self.pos.size, self.pos.size)]
-            neg = self.neg[rng.integers(0, self.neg.size, self.neg.size)]
+            pos = rng.integers(0, self.pos.size, self.pos.size)
+            neg = self.pos.size + rng.integers(0, self.neg.size, self.neg.size)
             return np.concatenate([pos, neg])
         return rng.integers(0, self.n_clusters, self.n_clusters)
+
+    def draw(self, rng: np.random.Generator) -> NDArray[np.int64]:
+        """One resample's raw draws (row indices, or cluster codes for ``"cluster"``)."""
+        local = self.local_draw(rng)
+        return local if self.order is None else self.order[local]
+
+    def counts_matrix(self, local: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Row counts of many resamples at once: (B, n) from local draws of shape (B, k)."""
+        b = local.shape[0]
+        if self.scheme == "cluster":
+            offsets = (np.arange(b) * self.n_clusters)[:, None]
+            flat = np.bincount((local + offsets).ravel(), minlength=b * self.n_clusters)
+            return flat.reshape(b, self.n_clusters).astype(np.float64)[:, self.codes]
+        rows = local if self.order is None else self.order[local]
+        flat = np.bincount((rows + (np.arange(b) * self.n)[:, None]).ravel(), minlength=b * self.n)
+        return flat.reshape(b, self.n).astype(np.float64)
 
     def counts(self, draws: NDArray[np.int64]) -> NDArray[np.float64]:
         """How many times each row is in the resample (as float64, the kernels' weight type)."""
@@ -191,6 +217,36 @@ class Draws:
 # Below this many drawn rows (n * n_boot) the work stays in this process: forking workers costs
 # about 20 ms, more than a small bootstrap takes.
 PARALLEL_MIN_DRAWS = 10_000_000
+# Parts of at most this many rows are evaluated for many resamples at once (a segment of a few
+# dozen images costs ~50 us per resample one at a time, mostly call overhead).
+BATCH_MAX_ROWS = 2000
+BATCH_CELLS = 1 << 20  # rows x resamples evaluated in one matrix
+CACHE_MAX_BYTES = 256 << 20
+
+
+class DrawCache:
+    """Local draws already made, by (resampling key, seed, n_boot), for one caller's parts.
+
+    Two parts of the same size draw the same local resamples from the same seed (that is what
+    makes a segment's interval equal the bootstrap of that segment alone), so an evaluation of
+    many segments draws each size once. Owned by the caller, never module-level.
+    """
+
+    def __init__(self) -> None:
+        self.draws: dict[Hashable, NDArray[np.int32]] = {}
+        self.bytes = 0
+
+    def get(
+        self, key: Hashable, make: Callable[[], NDArray[np.int64]]
+    ) -> NDArray[np.int32] | NDArray[np.int64]:
+        if key in self.draws:
+            return self.draws[key]
+        value = make()
+        if self.bytes + value.size * 4 <= CACHE_MAX_BYTES:
+            self.draws[key] = value.astype(np.int32)
+            self.bytes += value.size * 4
+        return value
+
 
 _Job = tuple[tuple[Statistic, ...], Resampler, list[np.random.SeedSequence]]
 
@@ -240,6 +296,7 @@ def bootstrap_distribution(
     seed: SeedLike,
     n_jobs: int | None = None,
     progress: Callable[[int], None] | None = None,
+    cache: DrawCache | None = None,
 ) -> Draws:
     """Evaluate named statistics on the full data and on ``n_boot`` resamples.
 
@@ -254,14 +311,45 @@ def bootstrap_distribution(
     full = [np.atleast_1d(stat(np.ones(resampler.n), float(resampler.n))) for stat in stats]
     sizes = [v.size for v in full]
     estimates = np.hstack(full).astype(np.float64)
-    job: _Job = (stats, resampler, child_seeds(as_seed_sequence(seed), n_boot))
-    out = _run_all(job, n_boot, estimates.size, resampler.n, n_jobs, progress)
+    seq = as_seed_sequence(seed)
+    if resampler.n <= BATCH_MAX_ROWS and all(hasattr(stat, "batch") for stat in stats):
+        key = (*resampler.key, seq.entropy, seq.spawn_key, seq.pool_size, n_boot)
+
+        def make() -> NDArray[np.int64]:
+            rngs = (np.random.default_rng(s) for s in child_seeds(seq, n_boot))
+            return np.stack([resampler.local_draw(rng) for rng in rngs])
+
+        local = make() if cache is None else cache.get(key, make)
+        out = _run_batched(stats, resampler, local, estimates.size, progress)
+    else:
+        job: _Job = (stats, resampler, child_seeds(seq, n_boot))
+        out = _run_all(job, n_boot, estimates.size, resampler.n, n_jobs, progress)
     ends = np.cumsum(sizes)
     starts = ends - sizes
     return Draws(
         estimates={n: estimates[a:b] for n, a, b in zip(names, starts, ends, strict=True)},
         draws={n: out[:, a:b] for n, a, b in zip(names, starts, ends, strict=True)},
     )
+
+
+def _run_batched(
+    stats: tuple[Statistic, ...],
+    resampler: Resampler,
+    local: NDArray[np.int32] | NDArray[np.int64],
+    width: int,
+    progress: Callable[[int], None] | None,
+) -> NDArray[np.float64]:
+    n_boot = local.shape[0]
+    out = np.empty((n_boot, width))
+    step = max(1, BATCH_CELLS // max(resampler.n, 1))
+    for start in range(0, n_boot, step):
+        counts = resampler.counts_matrix(local[start : start + step].astype(np.int64))
+        totals = counts.sum(axis=1)
+        columns = [np.asarray(stat.batch(counts, totals)) for stat in stats]  # type: ignore[attr-defined]
+        out[start : start + step] = np.column_stack(columns)
+        if progress is not None:
+            progress(counts.shape[0])
+    return out
 
 
 def _run_all(

@@ -8,7 +8,7 @@ from numpy.typing import ArrayLike
 
 from segeval.engine import PartResult, evaluate_part
 from segeval.metrics import DEFAULT_EPS
-from segeval.resampling import BootstrapOptions, Resample, Resampler
+from segeval.resampling import BootstrapOptions, DrawCache, Resample, Resampler
 from segeval.segments import Segments, as_segments, with_global
 from segeval.validation import (
     InputError,
@@ -76,7 +76,7 @@ def segment_table(
     cl = None if clusters is None else np.asarray(clusters)
     Resampler(y, resample=resample, clusters=cl)  # validates resample and clusters up front
     parts = with_global(None if segments is None else as_segments(segments, y.size), y.size)
-    rows = []
+    rows, cache = [], DrawCache()
     for name, idx in parts:
         part = evaluate_part(
             y[idx],
@@ -85,6 +85,7 @@ def segment_table(
             clusters=None if cl is None else cl[idx],
             eps=eps,
             name=name,
+            cache=cache,
         )
         rows.append(table_row(part, "score", with_ci=n_boot > 0))
     columns = list(TABLE_COLUMNS) + (list(CI_COLUMNS) if n_boot > 0 else []) + ["note"]

@@ -108,7 +108,7 @@ def test_same_seed_is_bit_identical_for_any_n_jobs(monkeypatch):
 @pytest.mark.parametrize("parallel_min_draws", [0, 10**12])
 def test_progress_counts_every_resample(monkeypatch, parallel_min_draws):
     monkeypatch.setattr("segeval.resampling.PARALLEL_MIN_DRAWS", parallel_min_draws)
-    y, s = random_problem(np.random.default_rng(0), 100)
+    y, s = random_problem(np.random.default_rng(0), 2500)  # above BATCH_MAX_ROWS
     resampler = Resampler(np.asarray(y, np.int8))
     seen = []
     result = bootstrap_distribution(

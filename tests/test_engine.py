@@ -148,3 +148,39 @@ def test_result_reprs_are_readable():
         text = repr(result)
         assert "np.float64" not in text
         assert max(len(line) for line in text.splitlines()) <= 130
+
+
+@pytest.mark.parametrize("scheme", ["rows", "stratified", "cluster"])
+def test_batched_resamples_equal_one_at_a_time(scheme):
+    # Small parts are evaluated for many resamples at once; same draws, same values (to 1e-12,
+    # the summation order differs).
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 60).astype(np.int8)
+    s = np.round(rng.random(60), 1)  # ties
+    clusters = rng.integers(0, 20, 60) if scheme == "cluster" else None
+    resampler = Resampler(y, resample=scheme, clusters=clusters)
+    seeds = [np.random.SeedSequence(3, spawn_key=(b,)) for b in range(30)]
+    local = np.stack([resampler.local_draw(np.random.default_rng(q)) for q in seeds])
+    counts = resampler.counts_matrix(local)
+    for b, q in enumerate(seeds):
+        draws = resampler.draw(np.random.default_rng(q))
+        assert np.array_equal(counts[b], resampler.counts(draws))
+    totals = counts.sum(axis=1)
+    for kernel in (AUCKernel(y, s), WLLKernel(y, s, 1e-15)):
+        one = np.array([kernel(c, t) for c, t in zip(counts, totals, strict=True)])
+        np.testing.assert_allclose(kernel.batch(counts, totals), one, rtol=1e-12)
+
+
+def test_draw_cache_replays_the_same_resamples():
+    from segeval.resampling import DrawCache
+
+    y, a, _ = problem(6, 50)
+    y8 = y.astype(np.int8)
+    cache = DrawCache()
+    stats = {"auc": AUCKernel(y8, a)}
+    first = bootstrap_distribution(stats, Resampler(y8), n_boot=40, seed=2, cache=cache)
+    again = bootstrap_distribution(stats, Resampler(y8), n_boot=40, seed=2, cache=cache)
+    alone = bootstrap_distribution(stats, Resampler(y8), n_boot=40, seed=2)
+    assert len(cache.draws) == 1
+    assert np.array_equal(first.of("auc"), again.of("auc"))
+    assert np.array_equal(first.of("auc"), alone.of("auc"))
