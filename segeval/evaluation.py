@@ -163,9 +163,12 @@ def evaluate(
     Examples
     --------
     >>> from segeval.synthetic import make_predictions
-    >>> ev = evaluate(make_predictions(scale=0.05), segment_by="source", n_boot=20,
-    ...               baseline="single_segment")  # doctest: +SKIP
-    >>> ev.comparisons[["model", "segment", "delta_auc", "verdict"]]  # doctest: +SKIP
+    >>> ev = evaluate(make_predictions(scale=0.1), segment_by="source", n_boot=20,
+    ...               baseline="single_segment")
+    >>> ev.models
+    ('bal_labels', 'periodic', 'single_segment')
+    >>> ev.comparisons[["model", "segment"]].head(2).values.tolist()
+    [['bal_labels', '__global__'], ['periodic', '__global__']]
     """
     preds = check_predictions(predictions)
     columns = _check_segment_by(preds, segment_by)

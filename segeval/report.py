@@ -1,4 +1,4 @@
-"""Render an :class:`~segeval.evaluate.Evaluation` to files: HTML, JSON and CSV tables.
+"""Render an :class:`~segeval.evaluation.Evaluation` to files: HTML, JSON and CSV tables.
 
 Layers: the evaluation's tables become a JSON-ready context (``report.json`` holds exactly it);
 figures are drawn from the same tables and inlined as PNG data URIs; the jinja2 template

@@ -243,3 +243,16 @@ def test_stratified_resampling_is_available(preds):
     ev = se.evaluate(preds, segment_by=None, n_boot=20, resample="stratified")
     assert ev.settings["resample"] == "stratified"
     assert (ev.metrics.n_boot_undefined == 0).all()  # both classes in every resample
+
+
+def test_delong_column_is_undefined_for_a_segment_with_one_positive(preds):
+    p = preds.copy()
+    s2 = p.source == "S2"
+    keep = p[s2 & (p.label == 1)].image_id.unique()[:1]
+    p.loc[s2 & (p.label == 1) & ~p.image_id.isin(keep), "label"] = 0
+    with pytest.warns(se.UndefinedMetricWarning, match="at least two positives"):
+        ev = se.evaluate(p, segment_by="source", baseline="single_segment", n_boot=20)
+    rows = ev.comparisons[ev.comparisons.segment == "S2"]
+    assert rows.p_value_delong.isna().all()
+    other = ev.comparisons[ev.comparisons.segment == "S1"]
+    assert other.p_value_delong.notna().all()

@@ -97,3 +97,18 @@ def test_missing_values_and_empty_frame():
         se.segment_keys(df, "source")
     with pytest.raises(ValueError, match="empty table"):
         se.segment_keys(frame().iloc[:0], "source")
+
+
+def test_a_2d_array_or_a_polars_like_frame_gives_several_columns():
+    y = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    s = np.linspace(0, 1, 8)
+    cols = np.array([["x", "p"], ["x", "p"], ["x", "q"], ["x", "q"]] * 2)
+    cols[4:, 0] = "y"
+    table = se.segment_table(y, s, cols)
+    assert table.segment.tolist() == ["__global__", "(x, p)", "(x, q)", "(y, p)", "(y, q)"]
+
+    class FakePolars:
+        def to_pandas(self):
+            return pd.DataFrame({"src": cols[:, 0], "man": cols[:, 1]})
+
+    assert se.segment_table(y, s, FakePolars()).equals(table)
