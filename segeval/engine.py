@@ -312,8 +312,9 @@ def _spread_result(draws: Draws, model: str, spread: SpreadStatistic, ci: float)
         table = spread_table(t, draws.estimate(key), draws.of(key), ci)
         dropped = int(table.n_boot_undefined.max())
         if dropped:
+            whose = "" if model == "score" else f" of {model}"  # "score": a single-model call
             warnings.warn(
-                f"OP spread of {model}: {dropped} of {len(draws.of(key))} resamples leave a "
+                f"OP spread{whose}: {dropped} of {len(draws.of(key))} resamples leave a "
                 f"segment with one class; they are excluded from its interval.",
                 UndefinedMetricWarning,
                 stacklevel=3,

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from segeval import frames
-from segeval.audit import DataAudit, audit_data
+from segeval.audit import audit_data
 from segeval.io import check_columns, check_predictions, read_metrics_log, to_jsonable
 from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
 from segeval.resampling import BootstrapOptions, DrawCache, Resample
@@ -32,8 +32,10 @@ class Evaluation:
 
     Attributes
     ----------
-    data : DataAudit
-        Per-segment counts and data warnings (``data.table``, ``data.warnings``).
+    data : DataFrame
+        Per-segment counts: images, benign, malignant, prevalence, patients.
+    data_warnings : tuple of str
+        Data warnings (prevalence differing across segments, few positives, shared patients).
     metrics : DataFrame
         WLL and AUC with CIs, per model and segment (``__global__`` is the whole set).
     comparisons : DataFrame
@@ -50,7 +52,8 @@ class Evaluation:
     models: tuple[str, ...]
     baselines: dict[str, str]  # segment -> baseline model (GLOBAL: the whole set)
     segments: tuple[str, ...]  # GLOBAL first
-    data: DataAudit
+    data: pd.DataFrame
+    data_warnings: tuple[str, ...]
     metrics: pd.DataFrame
     comparisons: pd.DataFrame
     diagnostics: pd.DataFrame
@@ -69,7 +72,7 @@ class Evaluation:
                 "baselines": self.baselines,
                 "segments": list(self.segments),
                 "settings": self.settings,
-                "data": {"table": self.data.table, "warnings": list(self.data.warnings)},
+                "data": {"table": self.data, "warnings": list(self.data_warnings)},
                 "diagnostics": self.diagnostics,
                 "metrics": self.metrics,
                 "comparisons": self.comparisons,
@@ -109,7 +112,7 @@ class Evaluation:
         if len(self.comparisons):
             verdicts = self.comparisons.groupby(["model", "verdict"]).size().unstack(fill_value=0)
             parts += ["<p>Verdicts against the baseline (per segment):</p>", verdicts.to_html()]
-        notes = [*self.data.warnings, *self.diagnostics.get("message", pd.Series()).tolist()]
+        notes = [*self.data_warnings, *self.diagnostics.get("message", pd.Series()).tolist()]
         if notes:
             items = "".join(f"<li>{html.escape(str(n))}</li>" for n in notes)
             parts.append(f"<ul>{items}</ul>")
@@ -215,15 +218,15 @@ def evaluate(
         if runs
         else pd.DataFrame(columns=["run", "step", "segment", "wll", "auc"])
     )
+    audit = audit_data(
+        y, segments if segments else np.full(y.size, GLOBAL), patients=reference.get("patient_id")
+    )
     return Evaluation(
         models=models,
         baselines=baselines,
         segments=(GLOBAL, *(segments.names if segments else ())),
-        data=audit_data(
-            y,
-            segments if segments else np.full(y.size, GLOBAL),
-            patients=reference.get("patient_id"),
-        ),
+        data=audit.table,
+        data_warnings=tuple(audit.warnings),
         metrics=metrics,
         comparisons=comparisons,
         diagnostics=frames.diagnostics(metrics, training),

@@ -172,6 +172,8 @@ def readable_repr(obj: Any) -> str:
             return f"<DataFrame {value.shape[0]} rows x {value.shape[1]} columns>"
         if isinstance(value, np.ndarray):
             return f"<array shape {value.shape}>"
+        if isinstance(value, (dict, tuple, list)) and len(value) > 12:
+            return f"<{type(value).__name__} of {len(value)} items>"
         return repr(value)
 
     parts = [f"{f.name}={show(getattr(obj, f.name))}" for f in fields(obj) if f.repr]
