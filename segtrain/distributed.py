@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from segeval.validation import InputError
+
 
 @dataclass(frozen=True)
 class Context:
@@ -38,7 +40,7 @@ def setup(device: str = "auto") -> Context:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device} was asked for, but no CUDA device is available.")
+        raise InputError(f"--device {device} was asked for, but no CUDA device is available.")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world_size > 1 and not dist.is_initialized():

@@ -34,6 +34,17 @@ def backbone_output_size(height: int, width: int) -> tuple[int, int]:
     return size[0] - 1, size[1] - 1
 
 
+def min_image_side() -> int:
+    """The smallest image height (or width) the backbone gives a feature map of."""
+    side = 2
+    while backbone_output_size(side, side)[0] < 1:
+        side += 1
+    return side
+
+
+MIN_SIDE = min_image_side()  # 190
+
+
 class Backbone(nn.Module):
     """VGG-like feature extractor: (B, 1, H, W) -> (B, 5, h, w)."""
 
@@ -97,7 +108,10 @@ class Classifier(nn.Module):
         super().__init__()
         feature_size = backbone_output_size(*image_size)
         if min(feature_size) < 1:
-            raise ValueError(f"Images of {image_size} are too small for the backbone.")
+            raise ValueError(
+                f"Images of {image_size} are too small for the backbone: each side must be at "
+                f"least {MIN_SIDE} pixels."
+            )
         self.image_size = image_size
         self.backbone = Backbone(width)
         self.head = Head(feature_size, width)

@@ -12,7 +12,7 @@ from segtrain.prepare import prepare
 from segtrain.preprocess import preprocess
 from segtrain.synth import make_dataset
 
-H, W = 96, 72
+H, W = 192, 190  # the model's minimum side is 190
 
 
 @pytest.fixture(scope="module")
@@ -67,5 +67,5 @@ def test_dataset_reads_raw_and_prepared_alike(raw, tmp_path):
         assert a.shape == (1, H, W) and a.dtype == b.dtype
         assert (label_a, index_a) == (label_b, index_b) == (int(prepared.label[k]), k)
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-3)
-    with pytest.raises(ValueError, match=r"expected \(48, 72\)"):
+    with pytest.raises(ValueError, match=r"expected \(48, 190\)"):
         ManifestDataset(prepared, tmp_path / "cache", height=48, width=W)[0]

@@ -106,7 +106,9 @@ def test_is_a_batch_sampler_without_length():
     with pytest.raises(TypeError, match="endless"):
         len(sampler)
     flat = list(itertools.islice(iter(sampler.sampler), 8))
-    assert flat == [i for batch in take(PeriodicBatchSampler(y, seg, batch_size=4), 2) for i in batch]
+    assert flat == [
+        i for batch in take(PeriodicBatchSampler(y, seg, batch_size=4), 2) for i in batch
+    ]
 
 
 def test_state_of_another_stream_is_refused():

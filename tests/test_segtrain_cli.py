@@ -128,9 +128,9 @@ def test_synth_and_prepare(capsys, tmp_path):
         "--out",
         tmp_path / "cache",
         "--height",
-        "64",
+        "192",
         "--width",
-        "48",
+        "190",
         "--workers",
         "2",
     )
