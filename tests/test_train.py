@@ -370,3 +370,106 @@ def test_bad_input(cache, tmp_path, capsys):
         "cpu",
     )
     assert code == 0  # raw images are preprocessed to the checkpoint's size: no mismatch
+
+
+def cli(*args: str, cwd: Path = ROOT, **kwargs) -> subprocess.Popen[str]:
+    """`python -m segtrain.cli ...` as a new process (this checkout's code, from any folder)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "segtrain.cli", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        **kwargs,
+    )
+
+
+def fit_args(cache: Path, out: Path) -> list[str]:
+    # The CLI's defaults otherwise: --workers 2 (loader workers prefetching ahead of the loop).
+    return [
+        "fit",
+        "--manifest",
+        str(cache),
+        "--segment-by",
+        "source,manufacturer",
+        "--out",
+        str(out),
+        "--steps",
+        "12",
+        "--val-every",
+        "4",
+        "--log-every",
+        "1",
+        "--batch-size",
+        "8",
+        "--model-width",
+        "0.0625",
+        "--device",
+        "cpu",
+        "--lr",
+        "0.001",
+    ]
+
+
+def wait_for(predicate, process: subprocess.Popen[str], timeout: float = 300) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def logged_steps(run: Path) -> list[int]:
+    path = run / "train.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return [json.loads(line)["step"] for line in lines if line.endswith("}")]
+
+
+def test_sigkill_with_loader_workers_then_resume_equals_uninterrupted(cache, tmp_path):
+    straight = cli(*fit_args(cache, tmp_path / "a"))
+    assert straight.wait(timeout=600) == 0, straight.communicate()[1][-3000:]
+    run = tmp_path / "b"
+    victim = cli(*fit_args(cache, run))
+    # Killed between two validations (after last.pt of step 4, once step 6 is logged): the
+    # workers have prefetched batches beyond step 6 that the loop never used.
+    wait_for(lambda: max(logged_steps(run), default=0) >= 6, victim)
+    victim.kill()
+    victim.wait()
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 4
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()  # config.toml holds absolute paths: --resume works from any folder
+    resumed = cli("fit", "--resume", str(run), cwd=elsewhere)
+    assert resumed.wait(timeout=600) == 0, resumed.communicate()[1][-3000:]
+    a, b = tmp_path / "a", run
+    assert (b / "metrics.jsonl").read_text() == (a / "metrics.jsonl").read_text()
+    ema_a = load_checkpoint(a / "checkpoints" / "last.pt")["ema"]["module"]
+    ema_b = load_checkpoint(b / "checkpoints" / "last.pt")["ema"]["module"]
+    for key, value in ema_a.items():
+        assert torch.equal(ema_b[key], value), key
+    losses = [
+        [(r["step"], r["loss"]) for r in map(json.loads, (x / "train.jsonl").open())]
+        for x in (a, b)
+    ]
+    assert losses[0] == losses[1] and [s for s, _ in losses[0]] == list(range(1, 13))
+
+
+def test_ctrl_c_finishes_the_step_saves_and_says_how_to_resume(cache, tmp_path):
+    import signal
+
+    run = tmp_path / "run"
+    victim = cli(*fit_args(cache, run))
+    wait_for(lambda: max(logged_steps(run), default=0) >= 5, victim)
+    victim.send_signal(signal.SIGINT)
+    out, err = victim.communicate(timeout=300)
+    assert victim.returncode == 130, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    step = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
+    assert 5 <= step < 12
+    assert f"interrupted at step {step}; checkpoints/last.pt is saved" in err
+    assert f"segtrain fit --resume {run}" in err
+    resumed = cli("fit", "--resume", str(run))
+    assert resumed.wait(timeout=600) == 0, resumed.communicate()[1][-3000:]
+    assert logged_steps(run) == list(range(1, 13))
