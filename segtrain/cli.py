@@ -413,7 +413,10 @@ def _side_by_side(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed as one line
+        return int(exc.code or 0)
     commands = {
         "plan": _plan,
         "synth": _synth,

@@ -20,14 +20,21 @@ from segeval import GLOBAL
 from segeval.validation import InputError
 
 
-def tensorboard_writer(folder: Path) -> Any:
-    """A ``SummaryWriter`` on ``folder``; InputError if the tensorboard package is missing."""
+def check_tensorboard() -> None:
+    """InputError if the tensorboard package is missing (checked before a run starts)."""
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        import torch.utils.tensorboard  # noqa: F401
     except ImportError:
         raise InputError(
             "--tensorboard needs the tensorboard package: pip install 'segeval[tensorboard]'."
         ) from None
+
+
+def tensorboard_writer(folder: Path) -> Any:
+    """A ``SummaryWriter`` on ``folder``."""
+    check_tensorboard()
+    from torch.utils.tensorboard import SummaryWriter
+
     return SummaryWriter(str(folder))
 
 

@@ -88,6 +88,22 @@ def start_run_dir(config: TrainConfig, split: pd.DataFrame, *, step: int) -> Non
     truncate_log(out / "train.jsonl", step)
 
 
+def discard_unstarted(out: str | Path) -> None:
+    """Remove segtrain's files from a run folder that has no checkpoint (and the folder, if
+    nothing else is left in it)."""
+    out = Path(out)
+    if last_checkpoint(out).is_file() or not out.is_dir():
+        return
+    for name in OWN:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    if not any(out.iterdir()):
+        out.rmdir()
+
+
 def truncate_log(path: Path, step: int) -> None:
     """Keep the records of ``path`` (JSON lines) up to ``step``: a resumed run redoes the rest."""
     if not path.is_file():

@@ -37,10 +37,10 @@ from segtrain.config import TrainConfig
 from segtrain.dataset import ManifestDataset, is_prepared
 from segtrain.ema import ModelEMA
 from segtrain.inference import autocast, evaluate, prediction_frame
-from segtrain.logs import TrainLog
+from segtrain.logs import TrainLog, check_tensorboard
 from segtrain.manifest import lesion_boxes, read_manifest
 from segtrain.model import Classifier
-from segtrain.rundir import check_run_dir, last_checkpoint, start_run_dir
+from segtrain.rundir import check_run_dir, discard_unstarted, last_checkpoint, start_run_dir
 from segtrain.sampler import PeriodicBatchSampler
 from segtrain.selection import parse_segment_name, parse_segment_names, rows_of
 from segtrain.split import split_patients
@@ -510,6 +510,8 @@ def _fit(
 ) -> Path:
     if ctx.device.type == "cpu":
         torch.use_deterministic_algorithms(True)
+    if config.tensorboard:
+        check_tensorboard()
     checkpoint = _checked_run_dir(config, ctx, resume=resume, overwrite=overwrite)
     run = build(config, ctx, checkpoint)
     out = Path(config.out)
@@ -528,6 +530,10 @@ def _fit(
     try:
         with StopRequest() as stop:
             train_loop(run, log, stop)
+    except (InputError, TrainingError):
+        if ctx.is_main and checkpoint is None:
+            discard_unstarted(out)  # failed before its first checkpoint: leave nothing behind
+        raise
     finally:
         if log is not None:
             log.close()

@@ -463,7 +463,7 @@ def test_ctrl_c_finishes_the_step_saves_and_says_how_to_resume(cache, tmp_path):
     victim = cli(*fit_args(cache, run))
     wait_for(lambda: max(logged_steps(run), default=0) >= 5, victim)
     victim.send_signal(signal.SIGINT)
-    out, err = victim.communicate(timeout=300)
+    _, err = victim.communicate(timeout=300)
     assert victim.returncode == 130, err
     assert err.count("\n") == 1 and "Traceback" not in err
     step = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
