@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="strategy to show (repeatable; default: all but single-segment, "
         "and single-segment too with --segment)",
     )
-    plan.add_argument("--segment", help="the DS of the single-segment strategy, e.g. '(S1, Ma)'")
+    plan.add_argument(
+        "--segment", help="the DS of the single-segment strategy: (S1, Ma), S1,Ma or S1/Ma"
+    )
     plan.add_argument(
         "--batch-size",
         type=positive_int,
@@ -306,11 +308,14 @@ def _plan(args: argparse.Namespace) -> None:
     from segeval.io import to_jsonable
     from segtrain.manifest import read_manifest
     from segtrain.sampling import make_plan, plan_table
+    from segtrain.selection import parse_segment_name
 
     df, segments = read_manifest(
         args.manifest, args.segment_by, required=("label",), check_files=False
     )
     assert segments is not None
+    if args.segment:
+        args.segment = parse_segment_name(args.segment, segments, "--segment")
     strategies = args.strategy or ["periodic", "balanced-segments", "balanced-labels"]
     if args.segment and "single-segment" not in strategies:
         strategies.append("single-segment")

@@ -63,7 +63,7 @@ def predict(
     keep = _split_rows(df, split, Path(checkpoint))
     if segments:
         assert seg is not None
-        keep &= rows_of(seg, parse_segment_names(segments, seg, "--segments"))
+        keep = keep & rows_of(seg, parse_segment_names(segments, seg, "--segments"))
     df = df[keep].reset_index(drop=True)
     if df.empty:
         raise InputError(f"No image of {str(manifest)!r} is in --split {split} and --segments.")

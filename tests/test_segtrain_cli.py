@@ -80,7 +80,7 @@ def test_plan_table_and_single_segment(capsys, manifest):
         (["--manifest", "{m}", "--segment-by", "hospital"], "Segment column 'hospital' not found"),
         (
             ["--manifest", "{m}", "--segment-by", "source", "--segment", "S9"],
-            "strategy 'single-segment' needs segment= one of S1, S2; got 'S9'.",
+            "--segment: no segment S9; known: S1, S2.",
         ),
     ],
 )

@@ -473,3 +473,56 @@ def test_ctrl_c_finishes_the_step_saves_and_says_how_to_resume(cache, tmp_path):
     resumed = cli("fit", "--resume", str(run))
     assert resumed.wait(timeout=600) == 0, resumed.communicate()[1][-3000:]
     assert logged_steps(run) == list(range(1, 13))
+
+
+def test_a_log_run_on_some_segments_then_predict_its_validation_side(cache, tmp_path):
+    # stdout is a pipe (as under nohup or SLURM): progress and validation lines, one each.
+    run = tmp_path / "run"
+    args = fit_args(cache, run)
+    args[args.index("--steps") + 1] = "4"
+    args[args.index("--log-every") + 1] = "2"
+    fit = cli(*args, "--segments", "S1,Ma", "--workers", "0")
+    out, err = fit.communicate(timeout=600)
+    assert fit.returncode == 0, err
+    lines = out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "step 2",
+        "step 4",
+        "validation at step 4",
+        f"wrote {run}",
+    ]
+    assert "images/s" in lines[0] and "loss" in lines[0]
+    assert "AUC per segment: (S1, Ma) " in lines[2] and lines[2].endswith("best step 4")
+    assert {r["segment"] for r in records(run)} == {"__global__", "(S1, Ma)"}
+    logged = [json.loads(line) for line in (run / "train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [2, 4]
+    assert all(set(r) == {"step", "loss", "lr", "images_s"} for r in logged)
+    assert all(r["lr"] == 1e-3 and r["loss"] > 0 and r["images_s"] > 0 for r in logged)
+    preds = tmp_path / "val.csv"
+    argv = ["predict", "--checkpoint", str(run / "checkpoints" / "best.pt"), "--manifest",
+            str(cache), "--model-name", "m", "--out", str(preds), "--split", "val",
+            "--segments", "(S1, Ma)", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    split = pd.read_parquet(run / "split.parquet")
+    assert sorted(pd.read_csv(preds).image_id) == sorted(split.image_id[split.split == "val"])
+    assert set(pd.read_csv(preds).source) == {"S1"}
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(cache, tmp_path):
+    run = tmp_path / "run"
+    args = fit_args(cache, run)
+    args[args.index("--val-every") + 1] = "12"
+    victim = cli(*args)
+    wait_for(lambda: max(logged_steps(run), default=0) >= 2, victim)
+    victim.kill()
+    victim.wait()
+    assert (run / "config.toml").is_file() and not (run / "checkpoints" / "last.pt").exists()
+    args[args.index("--steps") + 1] = "2"  # the same command (shorter): no --overwrite needed
+    args[args.index("--val-every") + 1] = "2"
+    again = cli(*args)
+    assert again.wait(timeout=600) == 0, again.communicate()[1]
+    assert logged_steps(run) == [1, 2]
+    (run / "checkpoints" / "last.pt").unlink()  # as if killed before it again
+    resumed = cli("fit", "--resume", str(run))  # starts from step 0
+    assert resumed.wait(timeout=600) == 0, resumed.communicate()[1]
+    assert logged_steps(run) == [1, 2] and {r["step"] for r in records(run)} == {2}
