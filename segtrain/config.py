@@ -85,12 +85,16 @@ class TrainConfig:
                 f"with no validation step has no best checkpoint."
             )
         for flag, value, ok in (
-            ("--lr", self.lr, lambda v: 0 < v < 1),
-            ("--ema-decay", self.ema_decay, lambda v: 0 <= v < 1),
-            ("--model-width", self.width, lambda v: 0 < v <= 64),
-            ("val_fraction", self.val_fraction, lambda v: 0 < v < 1),
+            ("--lr", self.lr, _finite(self.lr) and 0 < self.lr < 1),
+            ("--ema-decay", self.ema_decay, _finite(self.ema_decay) and 0 <= self.ema_decay < 1),
+            ("--model-width", self.width, _finite(self.width) and 0 < self.width <= 64),
+            (
+                "val_fraction",
+                self.val_fraction,
+                _finite(self.val_fraction) and 0 < self.val_fraction < 1,
+            ),
         ):
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+            if not ok:
                 raise InputError(f"{flag} is out of range; got {value!r}.")
         if not DEVICE.fullmatch(str(self.device)):
             raise InputError(f"--device must be auto, cpu, cuda or cuda:N; got {self.device!r}.")
@@ -120,6 +124,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             f"The config file {str(path)!r} has unknown setting(s): {', '.join(unknown)}."
         )
     return values
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_int(config: TrainConfig, name: str, low: int) -> int:

@@ -45,7 +45,7 @@ def read_image(path: str | Path) -> NDArray[np.float32]:
 def read_dicom(path: str | Path) -> NDArray[np.float32]:
     """Decode a single-frame grayscale DICOM and apply its modality and VOI transforms."""
     import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
     try:
         ds = pydicom.dcmread(path)
@@ -98,4 +98,4 @@ def read_npy(path: str | Path) -> NDArray[np.float32]:
             f"The array file {str(path)!r} must hold a 2-D numeric image; got shape "
             f"{array.shape} and dtype {array.dtype}."
         )
-    return array.astype(np.float32)
+    return np.asarray(array, dtype=np.float32)

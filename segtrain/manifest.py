@@ -94,4 +94,4 @@ def lesion_boxes(df: pd.DataFrame) -> np.ndarray:
                 f"Column {column!r} of the manifest must hold numbers (pixels); got "
                 f"{_listed(list(bad.astype(str).unique()))}."
             )
-    return df[list(BOX_COLUMNS)].apply(pd.to_numeric).to_numpy(dtype=float)
+    return np.asarray(df[list(BOX_COLUMNS)].apply(pd.to_numeric), dtype=float)

@@ -71,7 +71,8 @@ class Backbone(nn.Module):
         self.features = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+        out: torch.Tensor = self.features(x)
+        return out
 
 
 class Head(nn.Module):
@@ -81,7 +82,10 @@ class Head(nn.Module):
         super().__init__()
         pool = tuple(min(5, s) for s in feature_size)
         self.pool = nn.MaxPool2d(pool, stride=pool)
-        kernel = tuple((s - p) // p + 1 for s, p in zip(feature_size, pool, strict=True))
+        kernel = (
+            (feature_size[0] - pool[0]) // pool[0] + 1,
+            (feature_size[1] - pool[1]) // pool[1] + 1,
+        )
         c16, c8 = _channels(16, width), _channels(8, width)
         self.deep = nn.Sequential(
             nn.BatchNorm2d(5),
@@ -98,7 +102,8 @@ class Head(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         pooled = self.pool(features)
-        return (self.deep(pooled) + self.shallow(pooled)).flatten(1)
+        logits: torch.Tensor = (self.deep(pooled) + self.shallow(pooled)).flatten(1)
+        return logits
 
 
 class Classifier(nn.Module):
@@ -117,4 +122,5 @@ class Classifier(nn.Module):
         self.head = Head(feature_size, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        logits: torch.Tensor = self.head(self.backbone(x))
+        return logits

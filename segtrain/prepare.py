@@ -63,7 +63,8 @@ def _prepare_one(job: tuple[str, str, tuple[float, ...], str, dict[str, Any]]) -
         width=params["width"],
         target_mean=params["target_mean"],
     )
-    mapped = result.map_box(box) if not np.isnan(box).any() else (np.nan,) * 4
+    x0, y0, x1, y1 = box
+    mapped = result.map_box((x0, y0, x1, y1)) if not np.isnan(box).any() else (np.nan,) * 4
     meta = {
         "image_id": image_id,
         "params": params,
@@ -114,7 +115,8 @@ def prepare(
         for p, i, b in zip(manifest["path"], manifest["image_id"], boxes, strict=True)
     ]
     results = _run(jobs, workers, progress)
-    meta = pd.DataFrame(results).set_index("image_id").loc[manifest["image_id"].astype(str)]
+    ids = manifest["image_id"].astype(str).tolist()
+    meta = pd.DataFrame(results).set_index("image_id").loc[ids]
     prepared = manifest.drop(columns=[c for c in BOX_COLUMNS if c in manifest]).copy()
     prepared["path"] = [f"{ARRAYS}/{array_name(str(i))}.npy" for i in manifest["image_id"]]
     for column in (*BOX_COLUMNS, "background", "flipped", "breast_fraction"):

@@ -158,7 +158,8 @@ def _check_prepared_size(manifest: pd.DataFrame, config: TrainConfig) -> None:
 
 
 def _subset_segments(segments: Segments, rows: np.ndarray) -> np.ndarray:
-    return np.asarray(segments.names, dtype=object)[segments.codes[rows]]
+    names = np.asarray(segments.names, dtype=object)
+    return np.asarray(names[segments.codes[rows]])
 
 
 def build_model(config: TrainConfig) -> Classifier:
@@ -409,13 +410,20 @@ def validation_records(
     return [
         {
             "step": step,
-            "segment": r.segment,
-            "wll": float(r.wll),
-            "auc": float(r.auc),
-            "n_pos": int(r.n_pos),
-            "n_neg": int(r.n_neg),
+            "segment": segment,
+            "wll": float(wll),
+            "auc": float(auc),
+            "n_pos": int(n_pos),
+            "n_neg": int(n_neg),
         }
-        for r in table.itertuples()
+        for segment, wll, auc, n_pos, n_neg in zip(
+            table["segment"],
+            table["wll"],
+            table["auc"],
+            table["n_pos"],
+            table["n_neg"],
+            strict=True,
+        )
     ]
 
 
@@ -552,7 +560,7 @@ def _checked_run_dir(
         except InputError as exc:
             error = str(exc)
     if ctx.world_size > 1:
-        shared = [error, state is not None]
+        shared: list[Any] = [error, state is not None]
         torch.distributed.broadcast_object_list(shared, src=0)
         error = shared[0]
         if shared[1] and not ctx.is_main:
