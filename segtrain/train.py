@@ -16,145 +16,37 @@ from __future__ import annotations
 import json
 import math
 import signal
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from segeval import GLOBAL, Segments, segment_keys, segment_table
+from segeval import GLOBAL, Segments, segment_table
 from segeval.io import to_jsonable, write_parquet, write_text
 from segeval.validation import InputError
 from segtrain import distributed
 from segtrain.augment import AugmentConfig, augment
 from segtrain.checkpoint import load_checkpoint, save_checkpoint
 from segtrain.config import TrainConfig
+from segtrain.data import Data, load_data
 from segtrain.dataset import ManifestDataset, is_prepared
 from segtrain.ema import ModelEMA
 from segtrain.inference import autocast, evaluate, prediction_frame
 from segtrain.logs import TrainLog, check_tensorboard
-from segtrain.manifest import lesion_boxes, read_manifest
+from segtrain.manifest import lesion_boxes
 from segtrain.model import Classifier
 from segtrain.rundir import check_run_dir, discard_unstarted, last_checkpoint, start_run_dir
 from segtrain.sampler import PeriodicBatchSampler
-from segtrain.selection import parse_segment_name, parse_segment_names, rows_of
-from segtrain.split import split_patients
+from segtrain.state import TrainState
+from segtrain.stop import Interrupted, StopRequest
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a NaN loss); the message says what was kept."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C: the current step was finished and last.pt written; the message says how to resume."""
-
-
-@dataclass
-class Data:
-    """The manifest split into training and validation rows, with their segments."""
-
-    manifest: pd.DataFrame
-    segments: Segments
-    train: np.ndarray
-    val: np.ndarray
-    root: Path
-    segment: str | None = None  # the single-segment DS, by its display name
-
-
-@dataclass
-class TrainState:
-    """What a checkpoint restores: the model, its EMA, the optimizer, the sampler position, the
-    augmentation RNG, the step, the best global validation WLL, and the validation records."""
-
-    model: torch.nn.Module
-    ema: ModelEMA
-    optimizer: torch.optim.Optimizer
-    sampler: PeriodicBatchSampler
-    generator: torch.Generator
-    step: int = 0
-    best_wll: float = math.inf
-    records: list[dict[str, Any]] = field(default_factory=list)
-
-    def checkpoint(self, config: TrainConfig, ctx: distributed.Context) -> dict[str, Any]:
-        """The checkpoint dict (a collective under torchrun: every rank must call it)."""
-        return {
-            "config": config.to_dict(),
-            "step": self.step,
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "sampler": _gather_objects(self.sampler.state_dict(), ctx),
-            "rng": {"augment": _gather_objects(self.generator.get_state(), ctx)},
-            "best_wll": self.best_wll,
-            "records": json.dumps(to_jsonable(self.records)),
-        }
-
-    def restore(self, checkpoint: dict[str, Any], rank: int) -> None:
-        """Load a checkpoint; InputError if its content does not fit this run."""
-        try:
-            self.model.load_state_dict(checkpoint["model"])
-            self.ema.load_state_dict(checkpoint["ema"])
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            self.sampler.load_state_dict(checkpoint["sampler"][rank])
-            self.generator.set_state(checkpoint["rng"]["augment"][rank])
-            self.step = int(checkpoint["step"])
-            self.best_wll = float(checkpoint["best_wll"])
-            self.records = json.loads(checkpoint["records"])
-        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
-            raise InputError(
-                f"The checkpoint does not fit this run ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})."
-            ) from exc
-
-
-def load_data(config: TrainConfig) -> Data:
-    """Read and split the manifest (only the ``--segments`` DSs); InputError on bad input."""
-    manifest, segments = read_manifest(config.manifest, config.segment_by)
-    assert segments is not None
-    if config.segments:
-        keep = rows_of(segments, parse_segment_names(config.segments, segments, "--segments"))
-        manifest = manifest[keep].reset_index(drop=True)
-        segments = segment_keys(manifest, config.segment_by)
-    segment = None
-    if config.segment is not None:
-        segment = parse_segment_name(config.segment, segments, "--segment")
-    _check_prepared_size(manifest, config)
-    split = split_patients(
-        manifest, by=config.split_by, val_fraction=config.val_fraction, seed=config.seed
-    )
-    manifest = manifest.assign(split=split.to_numpy())
-    train = np.flatnonzero(split.to_numpy() == "train")
-    val = np.flatnonzero(split.to_numpy() == "val")
-    if train.size == 0 or val.size == 0:
-        raise InputError(
-            f"The split leaves {train.size} training and {val.size} validation "
-            f"images; both are needed."
-        )
-    if config.batch_size > train.size:
-        raise InputError(
-            f"--batch-size {config.batch_size} is larger than the training set ({train.size} "
-            f"images); give at most {train.size}."
-        )
-    return Data(manifest, segments, train, val, Path(config.manifest).parent, segment)
-
-
-def _check_prepared_size(manifest: pd.DataFrame, config: TrainConfig) -> None:
-    if not (is_prepared(manifest) and {"height", "width"} <= set(manifest.columns)):
-        return
-    sizes = set(zip(manifest["height"], manifest["width"], strict=True))
-    wanted = (config.image_height, config.image_width)
-    if sizes != {wanted}:
-        found = ", ".join(f"{h}x{w}" for h, w in sorted(sizes))
-        raise InputError(
-            f"The arrays of {config.manifest!r} are {found}, not --image-size "
-            f"{wanted[0]}x{wanted[1]}: leave --image-size out to use theirs, or run segtrain "
-            f"prepare again at that size."
-        )
 
 
 def _subset_segments(segments: Segments, rows: np.ndarray) -> np.ndarray:
@@ -465,36 +357,6 @@ def save_last(run: Run) -> None:
     _barrier(run.ctx)
 
 
-class StopRequest:
-    """Ctrl-C asks the loop to stop after the current step; a second Ctrl-C stops at once."""
-
-    def __init__(self) -> None:
-        self.asked = False
-        self.previous: Any = None
-
-    def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.asked:
-            raise KeyboardInterrupt
-        self.asked = True
-
-    def requested(self, ctx: distributed.Context) -> bool:
-        """Whether any rank was asked to stop (a collective under torchrun)."""
-        if ctx.world_size == 1:
-            return self.asked
-        flag = torch.tensor([float(self.asked)], device=ctx.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return bool(flag.item())
-
-
 def fit(
     config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True
 ) -> Path:
@@ -573,15 +435,6 @@ def _checked_run_dir(
 def _barrier(ctx: distributed.Context) -> None:
     if ctx.world_size > 1:
         torch.distributed.barrier()
-
-
-def _gather_objects(value: Any, ctx: distributed.Context) -> list[Any]:
-    """The value of every rank, in rank order (one-element list in a single process)."""
-    if ctx.world_size == 1:
-        return [value]
-    gathered: list[Any] = [None] * ctx.world_size
-    torch.distributed.all_gather_object(gathered, value)
-    return gathered
 
 
 def _write_val_predictions(run: Run) -> None:

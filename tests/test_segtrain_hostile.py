@@ -315,3 +315,20 @@ def test_ctrl_c_in_prepare_is_one_line_and_resumable(data, tmp_path):
     assert len(pd.read_csv(tmp_path / "c" / "manifest.csv")) == len(
         pd.read_csv(data / "raw" / "manifest.csv")
     )
+
+
+def test_resume_from_a_checkpoint_with_the_right_schema_and_wrong_content(data, tmp_path, capsys):
+    from segtrain.config import resolve, to_toml
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    config = resolve(
+        None, manifest=str(data / "cache" / "manifest.csv"), segment_by="source", out=str(run),
+        width=0.0625, device="cpu", workers=0,
+    )  # fmt: skip
+    (run / "config.toml").write_text(to_toml(config))
+    save_checkpoint(run / "checkpoints" / "last.pt", {"config": config.to_dict(), "model": {}})
+    before = sorted(p.name for p in run.rglob("*"))
+    err = refused(capsys, "fit", "--resume", run)
+    assert "--resume: checkpoints/last.pt does not fit this run (" in err
+    assert sorted(p.name for p in run.rglob("*")) == before  # nothing written
