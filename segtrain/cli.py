@@ -202,7 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--no-augment", action="store_true", help="train without augmentation")
     fit.add_argument("--compile", action="store_true", help="torch.compile the model")
     fit.add_argument("--init-backbone", help="checkpoint whose backbone initializes the model")
-    fit.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN")
+    fit.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN",
+        help="continue the run in RUN (from any folder; other flags may extend --steps)",
+    )
     fit.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
 
     pred = sub.add_parser(

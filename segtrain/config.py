@@ -96,6 +96,13 @@ class TrainConfig:
         ):
             if not ok:
                 raise InputError(f"{flag} is out of range; got {value!r}.")
+        if self.strategy == "single-segment" and self.segment is None:
+            raise InputError("--strategy single-segment needs --segment, e.g. '(S1, Ma)'.")
+        if self.strategy != "single-segment" and self.segment is not None:
+            raise InputError(
+                f"--segment is only used with --strategy single-segment; got --strategy "
+                f"{self.strategy}."
+            )
         if not DEVICE.fullmatch(str(self.device)):
             raise InputError(f"--device must be auto, cpu, cuda or cuda:N; got {self.device!r}.")
 

@@ -17,6 +17,7 @@ def test_toml_round_trip_and_resolution_order(tmp_path):
         out=str(tmp_path / "run"),
         steps=50,
         val_every=10,
+        strategy="single-segment",
         segment="(S1, Ma)",
         hflip=True,
         width=0.5,
@@ -77,6 +78,8 @@ def test_differences_ignore_where_and_how_long():
         ({"workers": -1}, "--workers must be an integer >= 0; got -1"),
         ({"device": "foo"}, "--device must be auto, cpu, cuda or cuda:N; got 'foo'"),
         ({"lr": float("inf")}, "--lr is out of range; got inf"),
+        ({"strategy": "single-segment"}, "--strategy single-segment needs --segment"),
+        ({"segment": "S1/Ma"}, "--segment is only used with --strategy single-segment; got"),
     ],
 )
 def test_each_bad_setting_is_named_by_its_flag(change, message):
