@@ -31,6 +31,21 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def pval(value: Any) -> str:
+    """A p-value with four decimals; below 0.0001 it reads "< 0.0001", never "0.0000"."""
+    if isinstance(value, float) and 0 <= value < 0.00005:
+        return "< 0.0001"
+    return fmt(value, 4)
+
+
+def signed(value: Any, digits: int = 3) -> str:
+    """A difference with its sign: "+0.080", "−0.054" (a true minus sign)."""
+    text = fmt(value, digits)
+    if text == "undefined":
+        return text
+    return text.replace("-", "−") if text.startswith("-") else "+" + text
+
+
 def pct(value: Any) -> str:
     """A proportion as a percentage with one decimal."""
     return "undefined" if value is None else f"{100 * value:.1f}%"
@@ -46,6 +61,8 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["fmt"] = fmt
     env.filters["pct"] = pct
+    env.filters["pval"] = pval
+    env.filters["signed"] = signed
     return env
 
 
@@ -79,16 +96,48 @@ def figures(evaluation: Evaluation) -> dict[str, dict[str, str]]:
     return out
 
 
+def hints(context: dict[str, Any]) -> list[str]:
+    """Advice on the options, read off the context (the data, the settings)."""
+    out = []
+    table = context["data"]["table"]
+    if table and "patients" in table[0] and not context["settings"]["cluster"]:
+        out.append(
+            "The predictions have a patient_id column, but the bootstrap resamples single "
+            "images: images of one patient are not independent, so the intervals may be too "
+            "narrow. Resample whole patients with --cluster patient_id."
+        )
+    return out
+
+
 def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> str:
     """The report page for a context from :func:`report_context` and :func:`figures`."""
     by_model = {
         key: {m: [r for r in context[key] if r["model"] == m] for m in context["models"]}
         for key in ("metrics", "op_spread", "op_points")
     }
+    comparisons = context["comparisons"]
+    # Global rows first, then segment by segment, in the models' order.
+    order = {m: k for k, m in enumerate(context["models"])}
+    ordered = sorted(
+        comparisons,
+        key=lambda r: (r["segment"] != GLOBAL, r["segment"], order[r["model"]]),
+    )
+    baselines = {r["baseline"] for r in comparisons}
+    where = {"validation": "segment_bias_validation", "test": "segment_bias_test"}
+    flags = {r["model"]: [w for w, key in where.items() if r[key]] for r in context["scorecard"]}
     return (
         _environment()
         .get_template("report.html.j2")
-        .render(**context, by_model=by_model, images=images, global_name=GLOBAL)
+        .render(
+            **context,
+            by_model=by_model,
+            images=images,
+            global_name=GLOBAL,
+            comparison_rows=ordered,
+            one_baseline=baselines.pop() if len(baselines) == 1 else None,
+            bias_flags=flags,
+            hints=hints(context),
+        )
     )
 
 
