@@ -283,7 +283,13 @@ def test_one_class_segment_renders_undefined_with_reason(tmp_path):
     with pytest.warns(se.UndefinedMetricWarning, match="Segment S2 has no malignant images"):
         ev = evaluate(preds, segment_by="site", baseline="A", n_boot=20)
     html = write_report(ev, tmp_path / "r.html")[0].read_text()
-    assert "Segment S2 has no malignant images (label 1): its WLL and AUC are undefined" in html
+    page = Tables()
+    page.feed(html)
+    reason = "Segment S2 has no malignant images (label 1): its WLL and AUC are undefined."
+    for table in metric_tables(page):
+        (row,) = [r for r in table if r[0] == "S2"]
+        assert row[5:] == [f"undefined: {reason}"]  # said once, with the reason
+    assert "y_true" not in html
     data = json.loads((tmp_path / "r.json").read_text())
     s2 = next(r for r in data["metrics"] if r["segment"] == "S2")
     assert s2["auc"] is None  # NaN is written as null, never as an invalid JSON token
