@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 import pandas as pd
 
 from segeval import plots
-from segeval.audit import DataAudit
+from segeval.audit import MIN_POSITIVES, DataAudit
 from segeval.evaluation import Evaluation
 from segeval.io import json_text, to_jsonable, write_files
 from segeval.segments import GLOBAL
@@ -71,19 +72,36 @@ def report_context(evaluation: Evaluation) -> dict[str, Any]:
     return evaluation.to_dict()
 
 
+def forest_limits(metrics: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """One x-range per statistic for every model's forest plot, so the models compare by eye."""
+    limits = {}
+    for metric in ("auc", "wll"):
+        values = metrics[[metric, f"{metric}_ci_low", f"{metric}_ci_high"]].to_numpy(float)
+        values = values[np.isfinite(values)]
+        if values.size:
+            pad = 0.04 * max(values.max() - values.min(), 0.01)
+            limits[metric] = (float(values.min() - pad), float(values.max() + pad))
+    return limits
+
+
 def figures(evaluation: Evaluation) -> dict[str, dict[str, str]]:
     """Inline PNG figures, per kind and model (``training`` under key ``all``)."""
     ev = evaluation
     out: dict[str, dict[str, str]] = {"forest": {}, "roc": {}, "op_sync": {}, "scores": {}}
+    defined = ev.metrics.dropna(subset=["auc"])
+    limits = forest_limits(defined)
+    base = ev.baselines.get(GLOBAL)
     for m in ev.models:
-        mine = ev.metrics[ev.metrics.model == m].dropna(subset=["auc"])
+        mine = defined[defined.model == m]
         if len(mine):
-            out["forest"][m] = plots.to_data_uri(plots.forest_figure(mine, m))
+            overlay = defined[defined.model == base] if base and base != m else None
+            figure = plots.forest_figure(mine, m, baseline=overlay, xlims=limits)
+            out["forest"][m] = plots.to_data_uri(figure)
         roc = ev.roc[ev.roc.model == m]
         if len(roc):
-            out["roc"][m] = plots.to_data_uri(
-                plots.roc_figure(roc, ev.op_points[ev.op_points.model == m], m)
-            )
+            aucs = dict(zip(mine.segment, mine.auc, strict=True))
+            points = ev.op_points[ev.op_points.model == m]
+            out["roc"][m] = plots.to_data_uri(plots.roc_figure(roc, points, m, aucs=aucs))
         local = ev.op_points[(ev.op_points.model == m) & (ev.op_points.segment != GLOBAL)]
         if len(local) and len(ev.op_spread):
             spread = ev.op_spread[ev.op_spread.model == m]
@@ -137,6 +155,7 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
             one_baseline=baselines.pop() if len(baselines) == 1 else None,
             bias_flags=flags,
             hints=hints(context),
+            min_positives=MIN_POSITIVES,
         )
     )
 
