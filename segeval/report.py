@@ -180,6 +180,7 @@ def write_report(evaluation: Evaluation, out: str | Path) -> list[Path]:
     context = report_context(evaluation)
     files: dict[Path, str] = {out.with_suffix(".json"): json_text(context)}
     tables: dict[str, pd.DataFrame] = {
+        "scorecard": evaluation.scorecard,
         "data": evaluation.data,
         "metrics": evaluation.metrics,
         "comparisons": evaluation.comparisons,

@@ -17,7 +17,19 @@ from segeval.io import to_jsonable
 from segeval.report import fmt, pct, pval, signed, write_report
 from segeval.synthetic import make_predictions
 
-SECTIONS = ("diagnostics", "data", "metrics", "comparison", "roc", "sync", "scores", "training")
+SECTIONS = (
+    "scorecard",
+    "warnings",
+    "diagnostics",
+    "data",
+    "metrics",
+    "comparison",
+    "roc",
+    "sync",
+    "scores",
+    "training",
+    "provenance",
+)
 
 
 class Tables(HTMLParser):
@@ -309,3 +321,11 @@ def test_five_hundred_segments_render(tmp_path):
     assert html.count("site499") >= 3
     assert out.stat().st_size < 5_000_000
     assert re.search(r'class="scroll"', html)  # long tables scroll instead of stretching
+
+
+def test_scorecard_says_undefined_when_no_spread_can_be_measured(tmp_path):
+    ev = evaluate(tiny_preds(["S1"]), segment_by="site", baseline="A", n_boot=20)
+    assert ev.scorecard.op_spread_max.isna().all()
+    html = write_report(ev, tmp_path / "r.html")[0].read_text()
+    assert "undefined" in html and "fewer than two segments with both classes" in html
+    assert "--cluster patient_id" not in html  # no patient_id column: no hint
