@@ -173,11 +173,15 @@ def test_scorecard_shows_the_json_numbers(report):
         ci = f"({signed(r['delta_ci_low'])}, {signed(r['delta_ci_high'])})"
         assert row[2] == f"{signed(r['delta_auc'])} {ci}"
         assert row[3].startswith(f"{r['verdict_holm']} p Holm {pval(r['p_holm'])}")
+        bias = [r["segment_bias_validation"], r["segment_bias_test"]]
+        assert row[4] == " / ".join(
+            "no run" if b is None else "flagged" if b else "no" for b in bias
+        )
         better, worse, n = (r[f"n_segments_{k}"] for k in ("better", "worse", "compared"))
-        assert row[4] == f"{better} / {worse} of {n}"
-        worst = f"{r['worst_segment']}: {signed(r['worst_delta_auc'])} {r['worst_verdict_holm']}"
-        assert row[5] == worst
-        assert row[7] == f"{fmt(r['op_spread_max'])} at threshold {r['op_spread_threshold']}"
+        assert row[5] == f"{better} / {worse} of {n}"
+        worst = f"{r['worst_segment']} {signed(r['worst_delta_auc'])}, {r['worst_verdict_holm']}"
+        assert row[6] == worst
+        assert row[7] == f"{fmt(r['op_spread_max'])} at t = {r['op_spread_threshold']}"
 
 
 def test_scorecard_counts_the_holm_verdicts(report):

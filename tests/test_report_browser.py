@@ -20,6 +20,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from segeval.evaluation import evaluate
@@ -159,11 +161,23 @@ document.body.appendChild(pre);
 </script>"""
 
 
-@pytest.fixture(scope="module")
-def quick_report(tmp_path_factory):
+def more_models(preds, n):
+    """``n`` more models: noisy copies of the synthetic ones (as many as the demo compares)."""
+    rng = np.random.default_rng(1)
+    copies = []
+    for k in range(n):
+        copy = preds[preds.model == ("periodic", "bal_labels")[k % 2]].copy()
+        copy["model"] = f"exp{k}_{copy.model.iloc[0]}"
+        copy["score"] = np.clip(copy.score + rng.normal(0, 0.05, len(copy)), 0, 1)
+        copies.append(copy)
+    return pd.concat([preds, *copies], ignore_index=True)
+
+
+@pytest.fixture(scope="module", params=[3, 8], ids=["3 models", "8 models"])
+def quick_report(tmp_path_factory, request):
     tmp = tmp_path_factory.mktemp("quick")
     ev = evaluate(
-        make_predictions(scale=0.2, seed=0),
+        more_models(make_predictions(scale=0.2, seed=0), request.param - 3),
         segment_by="source,manufacturer",
         baseline="single_segment",
         n_boot=50,
@@ -176,7 +190,7 @@ def quick_report(tmp_path_factory):
 def test_first_screen_shows_the_scorecard_without_sideways_scrolling(quick_report, width):
     page, data, tmp = quick_report
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / f"report_{width}.png"
+    shot = ARTIFACTS / f"report_{len(data['models'])}models_{width}.png"
     probe = tmp / f"probe_{width}.html"
     probe.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
     _, console, dom = open_in_browser(page, tmp, screenshot=shot, size=(width, 900))
