@@ -7,6 +7,7 @@ shared bootstrap per part (the whole set, each segment).
 
 from __future__ import annotations
 
+import datetime
 import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,9 +19,16 @@ import pandas as pd
 
 from segeval import frames
 from segeval.audit import audit_data
-from segeval.io import check_columns, check_predictions, read_metrics_log, to_jsonable
+from segeval.io import (
+    check_columns,
+    check_predictions,
+    file_record,
+    read_metrics_log,
+    to_jsonable,
+)
 from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
 from segeval.resampling import BootstrapOptions, DrawCache, Resample
+from segeval.scorecard import scorecard
 from segeval.segments import GLOBAL, segment_keys, with_global
 from segeval.table import CI_COLUMNS, TABLE_COLUMNS
 from segeval.validation import InputError, SeedLike, readable_repr
@@ -47,6 +55,12 @@ class Evaluation:
         Global-vs-local flags (see :func:`segeval.diagnostics.global_vs_local`).
     roc, score_hist, training : DataFrame
         What the figures draw: ROC curves, score histograms, validation curves of runs.
+    scorecard : DataFrame
+        One row per model, read off the frames above: the report's first screen (see
+        :func:`segeval.scorecard.scorecard`).
+    settings, provenance : dict
+        The options of the run; segeval's version, the date, the command line and the input
+        files (path, sha256, rows) behind the numbers.
     """
 
     models: tuple[str, ...]
@@ -62,7 +76,9 @@ class Evaluation:
     roc: pd.DataFrame
     score_hist: pd.DataFrame
     training: pd.DataFrame
+    scorecard: pd.DataFrame = field(default_factory=pd.DataFrame)
     settings: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Every number, JSON-ready: exactly the content of ``report.json``."""
@@ -71,7 +87,9 @@ class Evaluation:
                 "models": list(self.models),
                 "baselines": self.baselines,
                 "segments": list(self.segments),
+                "provenance": self.provenance,
                 "settings": self.settings,
+                "scorecard": self.scorecard,
                 "data": {"table": self.data, "warnings": list(self.data_warnings)},
                 "diagnostics": self.diagnostics,
                 "metrics": self.metrics,
@@ -218,6 +236,8 @@ def evaluate(
         if runs
         else pd.DataFrame(columns=["run", "step", "segment", "wll", "auc"])
     )
+    diagnostics = frames.diagnostics(metrics, training)
+    op_spread = pd.concat([s[1] for s in spreads], ignore_index=True) if spreads else pd.DataFrame()
     audit = audit_data(
         y, segments if segments else np.full(y.size, GLOBAL), patients=reference.get("patient_id")
     )
@@ -229,17 +249,16 @@ def evaluate(
         data_warnings=tuple(audit.warnings),
         metrics=metrics,
         comparisons=comparisons,
-        diagnostics=frames.diagnostics(metrics, training),
+        diagnostics=diagnostics,
         op_points=pd.concat(
             [frames.global_points(y, scores, models, t)] + [s[0] for s in spreads],
             ignore_index=True,
         ),
-        op_spread=pd.concat([s[1] for s in spreads], ignore_index=True)
-        if spreads
-        else pd.DataFrame(),
+        op_spread=op_spread,
         roc=frames.roc_curves(y, scores, models, segments),
         score_hist=frames.score_histograms(y, scores, models, segments),
         training=training,
+        scorecard=scorecard(models, metrics, comparisons, diagnostics, op_spread),
         settings={
             "segment_by": columns,
             "n_boot": options.n_boot,
@@ -249,7 +268,23 @@ def evaluate(
             "seed": seed if isinstance(seed, int) or seed is None else repr(seed),
             "thresholds": t.tolist(),
         },
+        provenance=_provenance(len(preds), runs),
     )
+
+
+def _provenance(rows: int, runs: Sequence[str | Path]) -> dict[str, Any]:
+    """Version, date and inputs; ``segeval report`` replaces the in-memory table by its files."""
+    from segeval import __version__
+
+    return {
+        "segeval_version": __version__,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": None,
+        "inputs": [
+            {"role": "predictions", "path": "(a table in memory)", "sha256": None, "rows": rows},
+            *(file_record(Path(r) / "metrics.jsonl", "training run") for r in runs),
+        ],
+    }
 
 
 def _check_segment_by(preds: pd.DataFrame, segment_by: str | Sequence[str] | None) -> list[str]:
