@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy import ndimage
+from scipy import ndimage, special
 
 from segeval.io import write_csv
 from segeval.validation import InputError
@@ -144,7 +144,7 @@ def _benign_mass(
     """Smooth, round, well circumscribed: a disc with a sharp edge."""
     r0 = h * rng.uniform(0.022, 0.035)
     r, _ = _disk(yy, xx, cy, cx)
-    density += rng.uniform(0.16, 0.22) / (1 + np.exp((r - r0) / 0.6))
+    density += rng.uniform(0.16, 0.22) * special.expit((r0 - r) / 0.6)
     return r0 + 2
 
 
@@ -162,7 +162,7 @@ def _malignant_mass(
             for k, a in zip(range(3, 8), amps, strict=True)
         )
     )
-    density += rng.uniform(0.16, 0.22) / (1 + np.exp((r - edge) / 1.5))
+    density += rng.uniform(0.16, 0.22) * special.expit((edge - r) / 1.5)
     reach = r0 * (1 + amps.sum()) + r0 * rng.uniform(0.8, 1.5)
     for angle in rng.uniform(0, 2 * np.pi, int(rng.integers(6, 13))):
         along = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)
@@ -204,7 +204,7 @@ def _calcifications(
         else:
             radius = rng.uniform(1.6, 2.6)
             d = np.hypot(yy - cy - dy, xx - cx - dx)
-            density += 0.45 / (1 + np.exp((d - radius) / 0.4))
+            density += 0.45 * special.expit((radius - d) / 0.4)
             size = radius + 2
         half = max(half, abs(dy) + size, abs(dx) + size)
     return half
