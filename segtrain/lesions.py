@@ -9,7 +9,7 @@ one sentence, before any training starts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ BOX = ["x0", "y0", "x1", "y1"]
 SHOWN = 5
 
 
-def _listed(values: list[object]) -> str:
+def _listed(values: Sequence[object]) -> str:
     head = ", ".join(str(v) for v in values[:SHOWN])
     return head + (f" and {len(values) - SHOWN} more" if len(values) > SHOWN else "")
 
@@ -85,11 +85,10 @@ def check_inside(lesions: pd.DataFrame, sizes: Mapping[str, tuple[int, int]], na
         | (lesions["y1"].to_numpy() > height)
     )
     if outside.any():
-        shown = [
-            f"{r.image_id} ({r.x0:g}, {r.y0:g}, {r.x1:g}, {r.y1:g}) in "
-            f"{sizes[r.image_id][1]}x{sizes[r.image_id][0]}"
-            for r in lesions[outside].itertuples()
-        ]
+        shown = []
+        for r in lesions[outside].itertuples():
+            h, w = sizes[str(r.image_id)]
+            shown.append(f"{r.image_id} ({r.x0:g}, {r.y0:g}, {r.x1:g}, {r.y1:g}) in {w}x{h}")
         raise InputError(
             f"The lesion table {name!r} has {int(outside.sum())} box(es) outside their image "
             f"(x0, y0, x1, y1 in pixels of the original image, width x height): {_listed(shown)}."
