@@ -64,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a synthetic multi-source mammography-like data set and its manifest",
         description="Write DICOM or PNG images of synthetic breasts in the segments of the "
         "paper's Table 1 (sizes and prevalences scaled by --scale), with device signatures per "
-        "manufacturer, a nuisance cue per source and lesions with their boxes, plus "
-        "DIR/manifest.csv.",
+        "manufacturer, a nuisance cue per source and lesions of the paper's 5 classes, plus "
+        "DIR/manifest.csv and DIR/lesions.csv (the lesions of part of one segment's images).",
     )
     syn.add_argument("--out", required=True, type=Path, help="output folder")
     syn.add_argument(
@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--segments",
         metavar="S:M,...",
         help="segments to write, e.g. S1:Ma,S2:Ma (default: all nine of Table 1)",
+    )
+    syn.add_argument(
+        "--annotate",
+        metavar="S:M",
+        help="segment whose lesions are partly annotated in DIR/lesions.csv (default: S1:Ma, "
+        "if written)",
     )
     syn.add_argument("--format", choices=("dcm", "png"), default="dcm", help="image format")
     syn.add_argument(
@@ -369,6 +375,11 @@ def _synth(args: argparse.Namespace) -> None:
         if any(len(pair) != 2 for pair in pairs):
             raise InputError(f"--segments must look like S1:Ma,S2:Mb; got {args.segments!r}.")
         segments = [(source, maker) for source, maker in pairs]
+    annotate = tuple((args.annotate or "S1:Ma").split(":"))
+    if len(annotate) != 2:
+        raise InputError(f"--annotate must look like S1:Ma; got {args.annotate!r}.")
+    if args.annotate and segments is not None and annotate not in segments:
+        raise InputError(f"--annotate {args.annotate} is not among --segments {args.segments}.")
     manifest = make_dataset(
         args.out,
         scale=args.scale,
@@ -378,8 +389,11 @@ def _synth(args: argparse.Namespace) -> None:
         height=args.height,
         width=args.width,
         seed=args.seed,
+        annotate=(annotate[0], annotate[1]),
     )
-    print(f"wrote {len(manifest)} images and {args.out / 'manifest.csv'}")
+    print(f"wrote {len(manifest)} images, {args.out / 'manifest.csv'}", end="")
+    lesions = args.out / "lesions.csv"
+    print(f" and {lesions}" if lesions.is_file() else "")
 
 
 def _prepare(args: argparse.Namespace) -> None:

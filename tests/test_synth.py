@@ -143,3 +143,16 @@ def test_lesion_table_annotates_a_subset_of_s1_ma(data):
         assert abs(per_class[name] - count * scale) <= 1 + 0.1 * count * scale, name
     assert (lesions[["x0", "y0"]].to_numpy() >= 0).all()
     assert (lesions.x1 <= 96).all() and (lesions.y1 <= 128).all()
+
+
+def test_synth_cli_annotates_the_chosen_segment(tmp_path, capsys):
+    from segtrain.cli import main
+
+    argv = ["synth", "--scale", "0.001", "--format", "png", "--height", "128", "--width", "96"]
+    assert main([*argv, "--out", str(tmp_path / "a"), "--segments", "S2:Ma"]) == 0
+    assert not (tmp_path / "a" / "lesions.csv").exists()  # (S1, Ma) is not written
+    code = main([*argv, "--out", str(tmp_path / "b"), "--segments", "S2:Ma", "--annotate", "S1:Ma"])
+    assert code == 2
+    assert "--annotate S1:Ma is not among --segments S2:Ma." in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "c"), "--segments", "S1:Ma"]) == 0
+    assert "and " + str(tmp_path / "c" / "lesions.csv") in capsys.readouterr().out
