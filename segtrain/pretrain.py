@@ -43,7 +43,7 @@ from segtrain.checkpoint import load_checkpoint, save_checkpoint
 from segtrain.dataset import is_prepared
 from segtrain.ema import ModelEMA
 from segtrain.images import read_image
-from segtrain.lesions import LESION_CLASSES, check_inside, read_lesions
+from segtrain.lesions import BOX, LESION_CLASSES, check_inside, read_lesions
 from segtrain.manifest import read_manifest
 from segtrain.model import Backbone, backbone_output_size
 from segtrain.patches import BalancedBatchSampler, PatchAugment, extract_patch, random_transform
@@ -165,7 +165,12 @@ def load_patches(config: PretrainConfig) -> Patches:
     root = Path(config.manifest).parent
     ids = list(dict.fromkeys(lesions["image_id"]))
     sizes: dict[str, tuple[int, int]] = {}
-    images, backgrounds, centres = [], [], []
+    images, backgrounds = [], []
+    # Per lesion row: its image's index in `images`, its centre at the prepared size, and
+    # whether its box survives the preprocessing's crop.
+    image = np.zeros(len(lesions), dtype=np.int64)
+    centre = np.zeros((len(lesions), 2))
+    kept = np.zeros(len(lesions), dtype=bool)
     for image_id in _progress(ids, "read images"):
         raw = read_image(root / str(rows.at[image_id, "path"]))
         sizes[image_id] = (int(raw.shape[0]), int(raw.shape[1]))
@@ -174,17 +179,21 @@ def load_patches(config: PretrainConfig) -> Patches:
         done = preprocess(raw, height=config.image_height, width=config.image_width)
         images.append(done.image.astype(np.float16))
         backgrounds.append(done.background)
-        for box in mine[["x0", "y0", "x1", "y1"]].itertuples(index=False):
+        for row, box in zip(mine.index, mine[BOX].itertuples(index=False), strict=True):
             x0, y0, x1, y1 = done.map_box(tuple(box))
-            centres.append((len(images) - 1, (x0 + x1) / 2, (y0 + y1) / 2, x1 > x0 and y1 > y0))
-    image, cx, cy, kept = (list(c) for c in zip(*centres, strict=True))
+            image[row] = len(images) - 1
+            centre[row] = ((x0 + x1) / 2, (y0 + y1) / 2)
+            kept[row] = x1 > x0 and y1 > y0
     table = lesions.assign(
-        image=image, cx=cx, cy=cy, split=rows.loc[lesions["image_id"], "split"].to_numpy()
+        image=image,
+        cx=centre[:, 0],
+        cy=centre[:, 1],
+        split=rows.loc[lesions["image_id"], "split"].to_numpy(),
     )
-    table = table[np.asarray(kept) & (table["split"] != "test").to_numpy()]
-    if (~np.asarray(kept)).any():
+    table = table[kept & (table["split"] != "test").to_numpy()]
+    if not kept.all():
         warnings.warn(
-            f"{int((~np.asarray(kept)).sum())} lesion(s) fall outside the prepared image "
+            f"{int((~kept).sum())} lesion(s) fall outside the prepared image "
             f"(cropped away by preprocessing) and are left out.",
             UserWarning,
             stacklevel=2,

@@ -17,7 +17,13 @@ from segtrain.checkpoint import load_checkpoint
 from segtrain.cli import main
 from segtrain.config import TrainConfig
 from segtrain.lesions import LESION_CLASSES
-from segtrain.pretrain import PretrainConfig, patch_metrics, pretrain, read_records
+from segtrain.pretrain import (
+    PretrainConfig,
+    load_patches,
+    patch_metrics,
+    pretrain,
+    read_records,
+)
 from segtrain.synth import make_dataset
 from segtrain.train import build_model, load_data
 
@@ -105,6 +111,19 @@ def test_fit_starts_from_the_pretrained_backbone_bit_for_bit(raw, run):
         assert torch.equal(value, pretrained[f"backbone.{key}"]), key
     with pytest.raises(InputError, match=r"made for another backbone: features.1.weight has shape"):
         build_model(replace(fit_config, width=0.0625))
+
+
+def test_lesions_in_any_row_order_give_the_same_patches(raw, tmp_path):
+    shuffled = pd.read_csv(raw / "lesions.csv").sample(frac=1.0, random_state=0)
+    shuffled.to_csv(tmp_path / "lesions.csv", index=False)
+    ours = load_patches(config(raw, tmp_path / "a", lesions=str(tmp_path / "lesions.csv")))
+    theirs = load_patches(config(raw, tmp_path / "b"))
+    key = ["image_id", "x0", "y0", "x1", "y1"]
+    a = ours.table.sort_values(key).reset_index(drop=True)
+    b = theirs.table.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a[[*key, "cx", "cy", "split"]], b[[*key, "cx", "cy", "split"]])
+    for ra, rb in zip(a.itertuples(), b.itertuples(), strict=True):
+        np.testing.assert_array_equal(ours.images[ra.image], theirs.images[rb.image])
 
 
 def test_interrupted_and_resumed_equals_uninterrupted(raw, tmp_path):
