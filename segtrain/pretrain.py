@@ -97,6 +97,10 @@ class PretrainConfig:
                 f"Need 0 < lr < 1, 0 <= ema-decay < 1 and model-width > 0; got lr={self.lr}, "
                 f"ema-decay={self.ema_decay}, model-width={self.width}."
             )
+        if self.workers < 0:
+            raise InputError(f"workers must be >= 0; got {self.workers}.")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}.")
         if not 0 < self.zoom_min <= self.zoom_max:
             raise InputError(
                 f"Need 0 < zoom-min <= zoom-max; got {self.zoom_min}, {self.zoom_max}."
@@ -350,6 +354,10 @@ def pretrain(
         if config.device == "auto"
         else config.device
     )
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            f"--device {config.device} was asked for, but no CUDA device is available."
+        )
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
     saved = _run_folder(config, resume=resume, overwrite=overwrite)

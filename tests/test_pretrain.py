@@ -249,6 +249,10 @@ def test_other_bad_input(raw, run, tmp_path, capsys):
             ],
             "patch-size 64 is too small for the backbone",
         ),
+        (
+            [*base, "--manifest", raw / "manifest.csv", "--out", tmp_path / "c", "--device", "tpu"],
+            "device must be auto, cpu, cuda or cuda:N; got 'tpu'.",
+        ),
     ]:
         assert main(cli(*argv)) == 2
         err = capsys.readouterr().err
