@@ -13,7 +13,8 @@
    curves with operating points (Figures 4 and 6), score distributions (Figure 1).
 
 Run:  python examples/demo.py [--out demo] [--quick]
-Every step is seeded (--seed); on 2 CPU cores the full run takes about 15 minutes.
+Every step is seeded (--seed); on 2 idle CPU cores the full run takes about 12 minutes
+(estimated: see examples/README.md).
 """
 
 from __future__ import annotations
