@@ -1,5 +1,5 @@
 # Two entry points, each installing what it needs first (safe to re-run):
-#   make demo   the main job: the paper's experiments end to end on synthetic data (CPU, ~11 min)
+#   make demo   the main job: the paper's experiments end to end on synthetic data (CPU, ~12 min)
 #   make test   lint, types and the test suite (what CI runs)
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
@@ -32,3 +32,4 @@ bench: install
 	$(PYTHON) bench/report.py
 	$(PYTHON) bench/data.py
 	$(PYTHON) bench/train.py
+	$(PYTHON) bench/pretrain.py

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from segeval.io import atomic_write
 from segeval.validation import InputError
@@ -61,3 +62,32 @@ def check_same_model(saved: dict[str, Any], wanted: dict[str, Any], what: str) -
     ]
     if mismatched:
         raise InputError(f"{what} was made for another model: {'; '.join(mismatched)}.")
+
+
+def load_backbone(backbone: nn.Module, path: str | Path) -> None:
+    """Load the EMA backbone weights of a checkpoint (``pretrain`` or ``fit``) into ``backbone``.
+
+    Every tensor must be there with the shape ``backbone`` has; if not, one sentence names the
+    first that differs (a different model width, usually).
+    """
+    state = load_checkpoint(path)
+    module = state.get("ema", {}).get("module", {}) if isinstance(state.get("ema"), dict) else {}
+    weights = {
+        k.removeprefix("backbone."): v for k, v in module.items() if k.startswith("backbone.")
+    }
+    own = backbone.state_dict()
+    missing = [k for k in own if k not in weights]
+    if missing or len(weights) != len(own):
+        raise InputError(
+            f"{str(path)!r} holds no backbone of this model ({len(missing)} of its "
+            f"{len(own)} tensors missing, {len(weights)} found)."
+        )
+    wrong = [k for k, v in own.items() if tuple(weights[k].shape) != tuple(v.shape)]
+    if wrong:
+        k = wrong[0]
+        raise InputError(
+            f"{str(path)!r} was made for another backbone: {k} has shape "
+            f"{tuple(weights[k].shape)} there and {tuple(own[k].shape)} here ({len(wrong)} "
+            f"tensor(s) differ; another model width?)."
+        )
+    backbone.load_state_dict(weights)

@@ -1,4 +1,4 @@
-"""The ``segtrain`` command: ``plan``, ``synth``, ``prepare``, ``fit``, ``predict``.
+"""The ``segtrain`` command: ``plan``, ``synth``, ``prepare``, ``pretrain``, ``fit``, ``predict``.
 
 The CLI parses options and wires library calls; bad input ends with one sentence on stderr and
 exit code 2, never a traceback (argparse's own errors included); Ctrl-C ends with one line and
@@ -98,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a synthetic multi-source mammography-like data set and its manifest",
         description="Write DICOM or PNG images of synthetic breasts in the segments of the "
         "paper's Table 1 (sizes and prevalences scaled by --scale), with device signatures per "
-        "manufacturer, a nuisance cue per source and lesions with their boxes, plus "
-        "DIR/manifest.csv.",
+        "manufacturer, a nuisance cue per source and lesions of the paper's 5 classes, plus "
+        "DIR/manifest.csv and DIR/lesions.csv (the lesions of part of one segment's images).",
     )
     syn.add_argument("--out", required=True, type=Path, help="output folder")
     syn.add_argument(
@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--segments",
         metavar="S:M,...",
         help="segments to write, e.g. S1:Ma,S2:Ma (default: all nine of Table 1)",
+    )
+    syn.add_argument(
+        "--annotate",
+        metavar="S:M",
+        help="segment whose lesions are partly annotated in DIR/lesions.csv (default: S1:Ma, "
+        "if written)",
     )
     syn.add_argument("--format", choices=("dcm", "png"), default="dcm", help="image format")
     syn.add_argument(
@@ -210,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
 
+    _add_pretrain_parser(sub)
+
     pred = sub.add_parser(
         "predict",
         help="score a manifest with a checkpoint; write the predictions file segeval reads",
@@ -232,6 +240,94 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--segments", metavar="DS;...", help="score these DSs only")
     pred.add_argument("--workers", type=non_negative_int, default=0, help="data loader workers (0)")
     return parser
+
+
+def _add_pretrain_parser(sub: argparse._SubParsersAction[Parser]) -> None:
+    pre = sub.add_parser(
+        "pretrain",
+        help="pre-train the backbone on lesion patches (the paper's Appendix A.3)",
+        description="Pre-train the backbone to classify patches centred on annotated lesions "
+        "into the 5 classes of the lesion table (healthy tissue, benign/malignant soft tissue, "
+        "benign/malignant calcification): images preprocessed to --image-size (as for fit), "
+        "surjective augmentation, batches balanced over the classes, Adam, EMA, step-based "
+        "validation on the patches of fit's validation patients. The run folder gets "
+        "config.toml, split.parquet, patches.csv, metrics.jsonl, report.html and "
+        "checkpoints/{last,best}.pt; give best.pt to fit --init-backbone.",
+    )
+    pre.add_argument("--manifest", type=Path, help="the raw manifest (not prepare's)")
+    pre.add_argument("--lesions", type=Path, help="lesion table, CSV or Parquet")
+    pre.add_argument("--segment-by", metavar="COLS", help="segment columns, as for fit")
+    pre.add_argument("--out", type=Path, help="run folder")
+    pre.add_argument("--steps", type=positive_int, help="training steps (default: 20000)")
+    pre.add_argument("--batch-size", type=positive_int, help="batch size (default: 64)")
+    pre.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
+    pre.add_argument("--ema-decay", type=float, help="EMA decay (default: 0.99)")
+    pre.add_argument("--val-every", type=positive_int, help="steps between validations (500)")
+    pre.add_argument(
+        "--image-size", metavar="HxW", type=_image_size, help="fit's image size (1152x832)"
+    )
+    pre.add_argument("--patch-size", type=positive_int, help="patch side (default: 224)")
+    pre.add_argument("--model-width", type=float, help="channel multiplier, as fit's (1)")
+    pre.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    pre.add_argument("--workers", type=int, help="data loader workers (default: 2)")
+    pre.add_argument("--seed", type=int, help="random seed, also of the split (default: 0)")
+    pre.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    pre.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN")
+    pre.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    from segtrain.pretrain import PretrainConfig, pretrain
+    from segtrain.pretrain_report import summary
+
+    height, width = args.image_size or (None, None)
+    settings = dict(
+        manifest=_str(args.manifest),
+        lesions=_str(args.lesions),
+        segment_by=args.segment_by,
+        out=_str(args.out),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        ema_decay=args.ema_decay,
+        val_every=args.val_every,
+        image_height=height,
+        image_width=width,
+        patch_size=args.patch_size,
+        width=args.model_width,
+        device=args.device,
+        workers=args.workers,
+        seed=args.seed,
+        augment=False if args.no_augment else None,
+    )
+    if args.resume is not None:
+        saved = args.resume / "config.toml"
+        if not saved.is_file():
+            raise InputError(
+                f"--resume: {str(args.resume)!r} is not a pretrain run (no config.toml)."
+            )
+        config = PretrainConfig.from_toml(saved, **(settings | {"out": str(args.resume)}))
+    else:
+        missing = [
+            f"--{k.replace('_', '-')}"
+            for k in ("manifest", "lesions", "segment_by", "out")
+            if settings[k] is None
+        ]
+        if missing:
+            raise InputError(f"Missing option(s): {', '.join(missing)}.")
+        try:
+            config = PretrainConfig(**{k: v for k, v in settings.items() if v is not None})
+        except TypeError as exc:
+            raise InputError(f"Bad settings: {exc}.") from exc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        run_dir = pretrain(config, resume=args.resume is not None, overwrite=args.overwrite)
+    for note in sorted({str(w.message) for w in caught}):
+        print(f"warning: {note}", file=sys.stderr)
+    from segtrain.pretrain import read_records
+
+    print(summary(read_records(run_dir)))
+    print(f"wrote {run_dir} (report: {run_dir / 'report.html'})")
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -359,6 +455,11 @@ def _synth(args: argparse.Namespace) -> None:
         if any(len(pair) != 2 for pair in pairs):
             raise InputError(f"--segments must look like S1:Ma,S2:Mb; got {args.segments!r}.")
         segments = [(source, maker) for source, maker in pairs]
+    annotate = tuple((args.annotate or "S1:Ma").split(":"))
+    if len(annotate) != 2:
+        raise InputError(f"--annotate must look like S1:Ma; got {args.annotate!r}.")
+    if args.annotate and segments is not None and annotate not in segments:
+        raise InputError(f"--annotate {args.annotate} is not among --segments {args.segments}.")
     manifest = make_dataset(
         args.out,
         scale=args.scale,
@@ -368,8 +469,11 @@ def _synth(args: argparse.Namespace) -> None:
         height=args.height,
         width=args.width,
         seed=args.seed,
+        annotate=(annotate[0], annotate[1]),
     )
-    print(f"wrote {len(manifest)} images and {args.out / 'manifest.csv'}")
+    print(f"wrote {len(manifest)} images, {args.out / 'manifest.csv'}", end="")
+    lesions = args.out / "lesions.csv"
+    print(f" and {lesions}" if lesions.is_file() else "")
 
 
 def _prepare(args: argparse.Namespace) -> None:
@@ -431,6 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plan": _plan,
         "synth": _synth,
         "prepare": _prepare,
+        "pretrain": _pretrain,
         "fit": _fit,
         "predict": _predict,
     }

@@ -2,8 +2,14 @@
 
 Each data segment is a (source, manufacturer) pair with the sizes and prevalences of the paper's
 Table 1, scaled by ``scale``. An image is a breast (a half-ellipse against the chest wall, left
-or right) of smooth random tissue; a malignant image (label 1) also holds a lesion, a mass or a
-cluster of calcifications, whose box is given in the manifest. On top of that:
+or right) of smooth random tissue holding lesions of the paper's five patch classes (Appendix
+A.3): a malignant image (label 1) holds an irregular, spiculated mass or a tight cluster of fine,
+pleomorphic calcifications (or both), whose box is given in the manifest; benign images, and
+some malignant ones, hold benign lesions: smooth, round, well-circumscribed masses, or a few
+coarse, round, scattered calcifications. The proportions make the number of lesions useless on
+its own: only their shapes tell the labels apart. A subset of one segment's images, (S1, Ma) by
+default, gets its lesions and some healthy-tissue boxes annotated in ``lesions.csv`` (Table 8,
+scaled). On top of that:
 
 - each manufacturer has a device signature: intensity response (gain, gamma), noise, bit depth,
   and one of them stores MONOCHROME1 (inverted) images;
@@ -20,13 +26,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy import ndimage
+from scipy import ndimage, special
 
 from segeval.io import write_csv
 from segeval.validation import InputError
@@ -43,6 +49,16 @@ TABLE1: dict[tuple[str, str], tuple[int, int]] = {
     ("S4", "Md"): (19740, 133),
     ("S5", "Mc"): (38951, 131),
 }
+
+# The paper's Table 8: images of (S1, Ma) with an annotated patch of each class.
+TABLE8_IMAGES = {
+    "healthy_tissue": 1773,
+    "benign_soft_tissue": 2252,
+    "benign_calcification": 1162,
+    "malignant_soft_tissue": 5187,
+    "malignant_calcification": 2254,
+}
+ANNOTATED = ("S1", "Ma")
 
 
 @dataclass(frozen=True)
@@ -76,12 +92,23 @@ MARKERS = {
 
 
 @dataclass(frozen=True)
+class Lesion:
+    """One lesion drawn into an image: its class (``segtrain.lesions.LESION_CLASSES``) and box."""
+
+    lesion_class: str
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1 and y1 exclusive
+
+
+@dataclass(frozen=True)
 class SynthImage:
-    """Stored pixel values, the true breast mask, and the lesion box (x0, y0, x1, y1) or None."""
+    """Stored pixel values, the true breast mask, the box of the malignant lesion(s) (x0, y0,
+    x1, y1) or None, every lesion drawn, and boxes of healthy tissue away from all of them."""
 
     pixels: NDArray[np.uint16]
     mask: NDArray[np.bool_]
     box: tuple[int, int, int, int] | None
+    lesions: tuple[Lesion, ...] = ()
+    healthy: tuple[tuple[int, int, int, int], ...] = ()
 
 
 def _tissue(rng: np.random.Generator, shape: tuple[int, int]) -> NDArray[np.float64]:
@@ -92,33 +119,195 @@ def _tissue(rng: np.random.Generator, shape: tuple[int, int]) -> NDArray[np.floa
     return np.asarray(0.45 + 0.08 * texture, dtype=np.float64)
 
 
-def _lesion(
+Grid = NDArray[np.float64]
+
+# How many lesions an image holds, and of which kind. Every malignant image holds its malignant
+# lesion(s) (Table 6 of the paper: soft tissue 69%, calcifications 28.5%, both 2.5%) and a
+# benign one 30% of the time; 95% of benign images hold one or two benign lesions (soft tissue
+# 73%, as in Table 8). The lesion count is then about as likely to be higher in a benign image
+# as in a malignant one: telling the labels apart takes the lesions' shapes.
+BENIGN_COUNT = (0.05, 0.5, 0.45)  # P(0, 1, 2 benign lesions) in a benign image
+EXTRA_BENIGN = 0.3  # P(one benign lesion) in a malignant image
+BENIGN_SOFT = 0.73
+MALIGNANT_KIND = {"soft": 0.69, "calcification": 0.285, "both": 0.025}
+HEALTHY_COUNT = (0.54, 0.46)  # P(1, 2 healthy-tissue boxes) (Table 8: 1.46 per image)
+
+
+def _disk(yy: Grid, xx: Grid, cy: float, cx: float) -> tuple[Grid, Grid]:
+    dy, dx = yy - cy, xx - cx
+    return np.hypot(dy, dx), np.arctan2(dy, dx)
+
+
+def _benign_mass(
+    rng: np.random.Generator, density: Grid, yy: Grid, xx: Grid, cy: int, cx: int, h: int
+) -> float:
+    """Smooth, round, well circumscribed: a disc with a sharp edge."""
+    r0 = h * rng.uniform(0.022, 0.035)
+    r, _ = _disk(yy, xx, cy, cx)
+    density += rng.uniform(0.16, 0.22) * special.expit((r0 - r) / 0.6)
+    return r0 + 2
+
+
+def _malignant_mass(
+    rng: np.random.Generator, density: Grid, yy: Grid, xx: Grid, cy: int, cx: int, h: int
+) -> float:
+    """Irregular and spiculated: a lobulated blob with a blurred edge and radiating lines."""
+    r0 = h * rng.uniform(0.02, 0.032)
+    r, theta = _disk(yy, xx, cy, cx)
+    amps = rng.uniform(0.05, 0.15, 5)
+    edge = r0 * (
+        1
+        + sum(
+            a * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+            for k, a in zip(range(3, 8), amps, strict=True)
+        )
+    )
+    density += rng.uniform(0.16, 0.22) * special.expit((edge - r) / 1.5)
+    reach = r0 * (1 + amps.sum()) + r0 * rng.uniform(0.8, 1.5)
+    for angle in rng.uniform(0, 2 * np.pi, int(rng.integers(6, 13))):
+        along = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)
+        across = -(xx - cx) * np.sin(angle) + (yy - cy) * np.cos(angle)
+        inside = (along > 0.6 * r0) & (along < reach)  # from inside the body outwards
+        density += 0.12 * inside * (1 - along / reach) * np.exp(-(across**2) / (2 * 0.8**2))
+    return float(reach + 1)
+
+
+def _calcifications(
     rng: np.random.Generator,
-    density: NDArray[np.float64],
-    mask: NDArray[np.bool_],
-    radius: NDArray[np.float64],
-) -> tuple[int, int, int, int]:
-    h, w = density.shape
-    ys, xs = np.nonzero(mask & (radius < 0.7))
-    k = rng.integers(ys.size)
-    cy, cx = int(ys[k]), int(xs[k])
-    yy, xx = np.mgrid[0:h, 0:w]
-    if rng.random() < 0.6:  # a mass: a dense blob
-        sigma = h * rng.uniform(0.02, 0.035)
-        density += 0.22 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
-        half = 2.5 * sigma
-    else:  # a cluster of calcifications: small bright dots
-        spread = h * 0.025
-        for _ in range(int(rng.integers(6, 13))):
-            dy, dx = rng.normal(0, spread / 2, 2)
-            density += 0.5 * np.exp(-((yy - cy - dy) ** 2 + (xx - cx - dx) ** 2) / 2.0)
-        half = 1.3 * spread
+    density: Grid,
+    yy: Grid,
+    xx: Grid,
+    cy: int,
+    cx: int,
+    h: int,
+    *,
+    malignant: bool,
+) -> float:
+    """Benign: a few coarse, round, scattered dots. Malignant: many fine, pleomorphic
+    (elongated, varied) dots in a tight cluster."""
+    if malignant:
+        n, spread = int(rng.integers(8, 17)), h * 0.015
+    else:
+        n, spread = int(rng.integers(2, 6)), h * rng.uniform(0.03, 0.045)
+    half = 0.0
+    for _ in range(n):
+        dy, dx = spread * math.sqrt(rng.random()) * _unit(rng)  # uniform in a disc
+        if malignant:
+            major, minor = rng.uniform(0.7, 1.5), rng.uniform(0.4, 0.7)
+            angle = rng.uniform(0, np.pi)
+            u = (xx - cx - dx) * np.cos(angle) + (yy - cy - dy) * np.sin(angle)
+            v = -(xx - cx - dx) * np.sin(angle) + (yy - cy - dy) * np.cos(angle)
+            density += rng.uniform(0.35, 0.6) * np.exp(
+                -(u**2) / (2 * major**2) - v**2 / (2 * minor**2)
+            )
+            size = 3 * major
+        else:
+            radius = rng.uniform(1.6, 2.6)
+            d = np.hypot(yy - cy - dy, xx - cx - dx)
+            density += 0.45 * special.expit((radius - d) / 0.4)
+            size = radius + 2
+        half = max(half, abs(dy) + size, abs(dx) + size)
+    return half
+
+
+def _unit(rng: np.random.Generator) -> NDArray[np.float64]:
+    angle = rng.uniform(0, 2 * np.pi)
+    return np.array([np.sin(angle), np.cos(angle)])
+
+
+def _box(cy: float, cx: float, half: float, h: int, w: int) -> tuple[int, int, int, int]:
     return (
         max(0, int(cx - half)),
         max(0, int(cy - half)),
         min(w, math.ceil(cx + half)),
         min(h, math.ceil(cy + half)),
     )
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int], margin: float) -> bool:
+    return not (
+        a[2] + margin <= b[0]
+        or b[2] + margin <= a[0]
+        or a[3] + margin <= b[1]
+        or b[3] + margin <= a[1]
+    )
+
+
+def _free_spot(
+    rng: np.random.Generator,
+    candidates: tuple[NDArray[np.intp], ...],
+    half: float,
+    taken: list[tuple[int, int, int, int]],
+    shape: tuple[int, int],
+    margin: float,
+) -> tuple[int, int] | None:
+    """A random (row, column) among ``candidates`` whose box keeps ``margin`` from ``taken``."""
+    ys, xs = candidates
+    for _ in range(30):
+        k = rng.integers(ys.size)
+        cy, cx = int(ys[k]), int(xs[k])
+        if not any(_overlaps(_box(cy, cx, half, *shape), t, margin) for t in taken):
+            return cy, cx
+    return None
+
+
+def _lesions(
+    rng: np.random.Generator,
+    density: NDArray[np.float64],
+    mask: NDArray[np.bool_],
+    radius: NDArray[np.float64],
+    label: int,
+) -> tuple[tuple[Lesion, ...], tuple[tuple[int, int, int, int], ...]]:
+    """Draw an image's lesions into ``density``; return them and healthy-tissue boxes."""
+    h, w = density.shape
+    if label == 1:
+        kind = rng.choice(list(MALIGNANT_KIND), p=list(MALIGNANT_KIND.values()))
+        classes = {
+            "soft": ["malignant_soft_tissue"],
+            "calcification": ["malignant_calcification"],
+            "both": ["malignant_soft_tissue", "malignant_calcification"],
+        }[str(kind)]
+        n_benign = int(rng.random() < EXTRA_BENIGN)
+    else:
+        classes = []
+        n_benign = int(rng.choice(3, p=BENIGN_COUNT))
+    classes += [
+        "benign_soft_tissue" if rng.random() < BENIGN_SOFT else "benign_calcification"
+        for _ in range(n_benign)
+    ]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    # Spots whose box lies inside the frame, well inside the breast.
+    inner = np.nonzero(mask & (radius < 0.7) & (xx > 0.06 * h) & (xx < w - 0.06 * h))
+    drawn: list[Lesion] = []
+    for name in classes:
+        spot = _free_spot(rng, inner, 0.06 * h, [d.box for d in drawn], (h, w), 0.0)
+        if spot is None:
+            continue
+        cy, cx = spot
+        if name == "benign_soft_tissue":
+            half = _benign_mass(rng, density, yy, xx, cy, cx, h)
+        elif name == "malignant_soft_tissue":
+            half = _malignant_mass(rng, density, yy, xx, cy, cx, h)
+        else:
+            malignant = name == "malignant_calcification"
+            half = _calcifications(rng, density, yy, xx, cy, cx, h, malignant=malignant)
+        drawn.append(Lesion(name, _box(cy, cx, half, h, w)))
+    healthy: list[tuple[int, int, int, int]] = []
+    half = 0.03 * h
+    for _ in range(1 + int(rng.choice(2, p=HEALTHY_COUNT))):
+        taken = [d.box for d in drawn] + healthy
+        spots = np.nonzero(mask & (radius < 0.75) & (xx > half) & (xx < w - half))
+        spot = _free_spot(rng, spots, half, taken, (h, w), half)
+        if spot is not None:
+            healthy.append(_box(*spot, half, h, w))
+    return tuple(drawn), tuple(healthy)
+
+
+def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int] | None:
+    if not boxes:
+        return None
+    x0, y0, x1, y1 = zip(*boxes, strict=True)
+    return min(x0), min(y0), max(x1), max(y1)
 
 
 def synth_image(
@@ -142,7 +331,7 @@ def synth_image(
     mask = radius <= 1
     density = _tissue(rng, (height, width)) * (0.75 + 0.25 * np.clip(1 - radius**4, 0, 1))
     density *= 1 + 0.06 * np.sin(2 * np.pi * yy / (BANDING[source] * height))
-    box = _lesion(rng, density, mask, radius) if label == 1 else None
+    lesions, healthy = _lesions(rng, density, mask, radius, label)
     density = np.where(mask, np.clip(density, 0.05, 1), 0.0)
     row, col = MARKERS[source]
     r0, c0 = int(row * height), int(col * width) if left else int((1 - col) * width)
@@ -152,7 +341,8 @@ def synth_image(
     stored = np.clip(0.03 + signal, 0, 1) * top
     if device.monochrome1:
         stored = top - stored
-    return SynthImage(np.round(stored).astype(np.uint16), mask, box)
+    box = _union([d.box for d in lesions if d.lesion_class.startswith("malignant")])
+    return SynthImage(np.round(stored).astype(np.uint16), mask, box, lesions, healthy)
 
 
 def segment_sizes(
@@ -235,13 +425,16 @@ def make_dataset(
     width: int = 192,
     images_per_patient: int = 2,
     min_per_label: int = 2,
+    annotate: tuple[str, str] | None = ANNOTATED,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Write images and ``manifest.csv`` to ``out``; return the manifest.
 
     ``image_format`` is ``dcm`` or ``png``; ``compress`` (DICOM only) is ``j2k`` (JPEG 2000
     lossless) or ``rle``. Each segment gets at least ``min_per_label`` images of each label
-    (rare labels scale to almost nothing). The same seed gives the same images.
+    (rare labels scale to almost nothing). If the segment ``annotate`` is written, a subset of
+    its images gets its lesions annotated in ``lesions.csv`` (see :func:`annotate_subset`). The
+    same seed gives the same images.
     """
     if image_format not in ("dcm", "png"):
         raise InputError(f"image_format must be 'dcm' or 'png'; got {image_format!r}.")
@@ -250,6 +443,7 @@ def make_dataset(
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rows = []
+    drawn: list[SynthImage] = []  # of the annotated segment
     sizes = segment_sizes(scale, segments, min_per_label=min_per_label)
     for (source, maker), (n_ben, n_mal) in sizes.items():
         # A segment's images depend on the seed and the segment only, not on which others run.
@@ -267,6 +461,8 @@ def make_dataset(
                 write_dicom(out / rel, image, manufacturer=maker, compress=compress)
             else:
                 write_png(out / rel, image)
+            if (source, maker) == annotate:
+                drawn.append(replace(image, pixels=image.pixels[:0], mask=image.mask[:0]))
             x0, y0, x1, y1 = image.box if image.box else (np.nan,) * 4
             rows.append(
                 {
@@ -285,5 +481,45 @@ def make_dataset(
                 }
             )
     manifest = pd.DataFrame(rows)
+    if annotate in sizes:
+        ids = manifest.image_id[
+            (manifest.source == annotate[0]) & (manifest.manufacturer == annotate[1])
+        ]
+        key = list(TABLE1).index(annotate)
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(key, 1)))
+        write_csv(out / "lesions.csv", annotate_subset(rng, ids.tolist(), drawn))
     write_csv(out / "manifest.csv", manifest)
     return manifest
+
+
+def annotate_subset(
+    rng: np.random.Generator, image_ids: Sequence[str], images: Sequence[SynthImage]
+) -> pd.DataFrame:
+    """The lesion table (``segtrain.lesions``) of a random subset of one segment's images.
+
+    As in Table 8, scaled to the segment's size: for each class, that share of the images is
+    chosen among those holding such a lesion (healthy tissue: among benign images), and their
+    lesions of that class are listed. An image may be annotated for several classes.
+    """
+    total = sum(TABLE1[ANNOTATED])
+    rows = []
+    for name, count in TABLE8_IMAGES.items():
+        if name == "healthy_tissue":
+            has = [i for i, im in enumerate(images) if im.box is None and im.healthy]
+        else:
+            has = [
+                i for i, im in enumerate(images) if any(d.lesion_class == name for d in im.lesions)
+            ]
+        n = min(len(has), max(1, round(count * len(images) / total)))
+        for i in sorted(rng.choice(has, size=n, replace=False).tolist()) if has else []:
+            boxes = (
+                images[i].healthy
+                if name == "healthy_tissue"
+                else [d.box for d in images[i].lesions if d.lesion_class == name]
+            )
+            rows += [(image_ids[i], name, *b) for b in boxes]
+    table = pd.DataFrame(rows, columns=["image_id", "lesion_class", "x0", "y0", "x1", "y1"])
+    order = {image_id: k for k, image_id in enumerate(image_ids)}
+    return table.sort_values("image_id", key=lambda c: c.map(order), kind="stable").reset_index(
+        drop=True
+    )

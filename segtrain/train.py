@@ -30,7 +30,7 @@ from segeval.io import to_jsonable, write_parquet, write_text
 from segeval.validation import InputError
 from segtrain import distributed
 from segtrain.augment import AugmentConfig, augment
-from segtrain.checkpoint import load_checkpoint, save_checkpoint
+from segtrain.checkpoint import load_backbone, load_checkpoint, save_checkpoint
 from segtrain.config import TrainConfig
 from segtrain.data import Data, load_data
 from segtrain.dataset import ManifestDataset, is_prepared
@@ -57,19 +57,7 @@ def _subset_segments(segments: Segments, rows: np.ndarray) -> np.ndarray:
 def build_model(config: TrainConfig) -> Classifier:
     model = Classifier((config.image_height, config.image_width), config.width)
     if config.init_backbone:
-        state = load_checkpoint(config.init_backbone)
-        saved_width = state.get("config", {}).get("width")
-        if saved_width != config.width:
-            raise InputError(
-                f"--init-backbone {config.init_backbone!r} was made for another model: "
-                f"--model-width is {saved_width!r} there and {config.width!r} here."
-            )
-        weights = {
-            k.removeprefix("backbone."): v
-            for k, v in state["ema"]["module"].items()
-            if k.startswith("backbone.")
-        }
-        model.backbone.load_state_dict(weights)
+        load_backbone(model.backbone, config.init_backbone)  # shapes checked: one clear message
     return model
 
 

@@ -1,4 +1,4 @@
-"""The demo, reduced: manifest -> prepare -> fit (8 runs) -> predict -> report, end to end."""
+"""The demo, reduced: manifest -> prepare -> pretrain -> fit (8 runs) -> predict -> report."""
 
 from __future__ import annotations
 
@@ -32,8 +32,13 @@ def test_quick_demo_end_to_end(tmp_path):
         timeout=900,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    # The backbone is pre-trained once, and every model starts from it.
+    backbone = tmp_path / "runs" / "pretrain" / "checkpoints" / "best.pt"
+    assert (tmp_path / "runs" / "pretrain" / "report.html").is_file()
     for run in RUNS:
         assert (tmp_path / "runs" / run / "checkpoints" / "best.pt").is_file(), run
+        config = (tmp_path / "runs" / run / "config.toml").read_text()
+        assert f'init_backbone = "{backbone}"' in config, run
         assert (tmp_path / "preds" / f"{run}.parquet").is_file(), run
     data = json.loads((tmp_path / "report.json").read_text())
     assert sorted(data["models"]) == sorted(RUNS)

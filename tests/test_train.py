@@ -354,7 +354,8 @@ def test_bad_input(cache, tmp_path, capsys):
         "--init-backbone",
         tmp_path / "r" / "checkpoints" / "best.pt",
     )
-    assert code == 2 and "another model: --model-width is 0.0625 there and 0.125 here" in err
+    shapes = "features.1.weight has shape (2, 1, 3, 3) there and (4, 1, 3, 3) here"
+    assert code == 2 and f"was made for another backbone: {shapes}" in err
     # A checkpoint for 224 x 224 images on arrays of another size: the mismatch is named.
     code, err = run(
         "predict",
