@@ -3,13 +3,21 @@
 The paper's mechanism is that a pooled model learns the segment instead of the disease: images
 of a source where malignancy is common get higher scores whatever they show (its Figure 1). That
 leaves a trace anyone can measure without knowing the shortcut: among benign images alone, the
-score should not separate one segment from another. For each label and each pair of segments
-(a, b), the leakage AUC is the Mann-Whitney AUC of "segment a" against "segment b" using the
-score, on images of that label only: 0.5 means the score carries no segment information there.
+score should not tell one segment from the others. For each label and each segment, the leakage
+AUC is the Mann-Whitney AUC of "this segment" against "the other segments" by score, on images
+of that label only: 0.5 means the score carries no information about that segment there, above
+0.5 that the segment's images score higher than the others' of the same label.
 
 What it does not prove: a shift can also come from real differences between the populations
-(older patients, denser breasts, another case mix within "benign"). It is a measure of how much
-segment information the score carries, not of its cause.
+(older patients, denser breasts, another case mix within "benign"). It measures how much segment
+information the score carries, not its cause.
+
+How it is fast: for one label, one cumulative sum over the scores in sorted order gives, for
+every image, the weight of the images of that label scored below it (ties one half). Summed per
+segment that is the segment against *all* images of the label, itself included; the segment
+against itself always contributes exactly W²/2 (each pair once, ties and the image with itself
+one half), so subtracting it leaves the segment against the rest. Every segment's AUC therefore
+costs one pass over the rows, as a single AUC does.
 """
 
 from __future__ import annotations
@@ -20,8 +28,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from segeval._kernels import AUCKernel, Weights
-from segeval.bootstrap import Resample, Resampler, bootstrap_distribution
+from segeval._kernels import Weights
+from segeval.resampling import Resample, Resampler, bootstrap_distribution, summarize
 from segeval.segments import Segments, as_segments
 from segeval.significance import holm, p_value_from_bootstrap
 from segeval.validation import (
@@ -34,12 +42,11 @@ from segeval.validation import (
 )
 
 LABEL_NAMES = {0: "benign", 1: "malignant"}
-PAIR_COLUMNS = (
+COLUMNS = (
     "label",
-    "segment_a",
-    "segment_b",
-    "n_a",
-    "n_b",
+    "segment",
+    "n_segment",
+    "n_rest",
     "auc",
     "ci_low",
     "ci_high",
@@ -48,46 +55,49 @@ PAIR_COLUMNS = (
 )
 
 
-class PairwiseSegmentAUC:
-    """For one label, the AUC of segment a against segment b by score, for every pair (a < b).
+class OneVsRestAUC:
+    """For one label, the AUC of each segment against the other segments by score.
 
-    A bootstrap statistic (see :mod:`segeval._kernels`): called with row weights of the whole
-    set, it returns one AUC per pair, NaN where a resample leaves a segment of the pair empty.
-    Pairs with no image of the label in one of the segments are left out.
+    A bootstrap statistic (see :mod:`segeval.resampling`): called with row weights of the whole
+    set, it returns one AUC per segment holding images of the label (NaN where a resample leaves
+    the segment or the rest empty).
     """
 
     def __init__(
-        self,
-        y_true: NDArray[np.int8],
-        y_score: NDArray[np.float64],
-        segments: Segments,
-        label: int,
+        self, y_true: NDArray[np.int8], y_score: NDArray[np.float64], segments: Segments, label: int
     ) -> None:
-        of_label = y_true == label
-        rows = [np.flatnonzero(of_label & (segments.codes == k)) for k in range(len(segments))]
-        present = [k for k, r in enumerate(rows) if r.size]
-        self.pairs: list[tuple[str, str, int, int]] = []
-        self._parts: list[tuple[AUCKernel, NDArray[np.intp]]] = []
-        for i, a in enumerate(present):
-            for b in present[i + 1 :]:
-                idx = np.concatenate([rows[a], rows[b]])
-                is_a = np.zeros(idx.size, dtype=np.int8)
-                is_a[: rows[a].size] = 1
-                self._parts.append((AUCKernel(is_a, y_score[idx]), idx))
-                names = segments.names
-                self.pairs.append((names[a], names[b], rows[a].size, rows[b].size))
+        rows = np.flatnonzero(y_true == label)
+        codes = segments.codes[rows]
+        present = np.unique(codes)
+        self.names = tuple(segments.names[k] for k in present)
+        self.sizes = np.bincount(codes, minlength=len(segments))[present]
+        self.rows = rows[np.argsort(y_score[rows], kind="stable")]
+        ordered = y_score[self.rows]
+        self.lo = np.searchsorted(ordered, ordered, side="left")
+        self.hi = np.searchsorted(ordered, ordered, side="right")
+        # Segment of each sorted row, renumbered 0..k-1 among the segments present.
+        self.codes = np.searchsorted(present, segments.codes[self.rows])
+        self.k = present.size
 
     def __call__(self, w: Weights, total: float | None = None) -> NDArray[np.float64]:
-        return np.array([kernel(w[idx]) for kernel, idx in self._parts], dtype=np.float64)
+        ws = w[self.rows]
+        cs = np.concatenate([[0.0], np.cumsum(ws)])
+        mid = 0.5 * (cs[self.lo] + cs[self.hi])  # weight below each row, ties one half
+        w_seg = np.bincount(self.codes, weights=ws, minlength=self.k)
+        u = np.bincount(self.codes, weights=ws * mid, minlength=self.k) - 0.5 * w_seg**2
+        w_rest = cs[-1] - w_seg
+        with np.errstate(divide="ignore", invalid="ignore"):
+            auc = u / (w_seg * w_rest)
+        auc[(w_seg <= 0) | (w_rest <= 0)] = np.nan
+        return np.asarray(auc, dtype=np.float64)
 
 
 @dataclass(frozen=True)
 class LeakageSummary:
-    """The pair of segments the score separates best within one label."""
+    """The segment the score sets apart most among the images of one label."""
 
     label: str
-    segment_a: str
-    segment_b: str
+    segment: str
     auc: float
     ci_low: float
     ci_high: float
@@ -100,7 +110,7 @@ class LeakageSummary:
 
     def __str__(self) -> str:
         return (
-            f"{self.label}: {self.segment_a} vs {self.segment_b} AUC {self.auc:.3f} "
+            f"{self.label}: {self.segment} vs the rest AUC {self.auc:.3f} "
             f"[{self.ci_low:.3f}, {self.ci_high:.3f}], Holm p {self.p_value_holm:.2g}"
         )
 
@@ -111,16 +121,16 @@ class LeakageResult:
 
     Attributes
     ----------
-    pairs : DataFrame
-        One row per (label, segment pair): the AUC of ``segment_a`` against ``segment_b`` by
-        score, its percentile CI, the bootstrap p-value against 0.5 and its Holm adjustment
-        (over the pairs of that label).
+    table : DataFrame
+        One row per (label, segment): the AUC of the segment against the other segments by
+        score among images of that label, its percentile CI, the bootstrap p-value against 0.5
+        and its Holm adjustment over the segments of that label.
     benign, malignant : LeakageSummary or None
-        The pair with the largest |AUC − 0.5| for that label (None when fewer than two segments
-        hold images of it). ``benign.leakage`` is the model's summary number.
+        The segment farthest from 0.5 for that label (None when fewer than two segments hold
+        images of it). ``benign.leakage`` is the model's summary number.
     """
 
-    pairs: pd.DataFrame
+    table: pd.DataFrame
     benign: LeakageSummary | None
     malignant: LeakageSummary | None
 
@@ -140,7 +150,7 @@ def segment_leakage(
     seed: SeedLike = 0,
     n_jobs: int | None = None,
 ) -> LeakageResult:
-    """How well the score separates the segments among images of the same label.
+    """How well the score tells each segment from the others among images of the same label.
 
     Parameters
     ----------
@@ -151,8 +161,8 @@ def segment_leakage(
     segments : Segments, DataFrame, Series or array-like
         The segment of each row.
     n_boot, ci, resample, clusters, seed, n_jobs
-        The bootstrap, as in :func:`segeval.bootstrap_auc`; every pair is evaluated on the same
-        resamples.
+        The bootstrap, as in :func:`segeval.bootstrap_auc`; every segment and both labels are
+        evaluated on the same resamples.
 
     Returns
     -------
@@ -161,55 +171,55 @@ def segment_leakage(
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> y = rng.integers(0, 2, 400)
-    >>> seg = np.repeat(["A", "B"], 200)
-    >>> score = 0.3 * y + 0.2 * (seg == "B") + 0.3 * rng.random(400)
+    >>> y = rng.integers(0, 2, 600)
+    >>> seg = np.repeat(["A", "B", "C"], 200)
+    >>> score = 0.3 * y + 0.2 * (seg == "C") + 0.3 * rng.random(600)
     >>> r = segment_leakage(y, score, seg, n_boot=200)
-    >>> r.benign.segment_a, r.benign.segment_b, r.benign.auc < 0.2
-    ('A', 'B', True)
+    >>> r.benign.segment, r.benign.auc > 0.8
+    ('C', True)
     """
     y = check_labels(y_true)
     s = check_scores(y_score)
     check_consistent_length(("y_true", y.size), ("y_score", s.size))
     ci = check_level(ci, "ci")
     seg = as_segments(segments, y.size)
-    stats = {label: PairwiseSegmentAUC(y, s, seg, label) for label in LABEL_NAMES}
-    resampler = Resampler(y, resample=resample, clusters=clusters)
-    estimates, draws = bootstrap_distribution(
-        list(stats.values()), resampler, n_boot=n_boot, seed=seed, n_jobs=n_jobs
+    stats = {label: OneVsRestAUC(y, s, seg, label) for label in LABEL_NAMES}
+    draws = bootstrap_distribution(
+        {("leakage", label): stat for label, stat in stats.items()},
+        Resampler(y, resample=resample, clusters=clusters),
+        n_boot=n_boot,
+        seed=seed,
+        n_jobs=n_jobs,
     )
-    rows, summaries, start = [], {}, 0
-    alpha = (1 - ci) / 2
+    rows: list[tuple] = []
+    summaries: dict[int, LeakageSummary | None] = {}
     for label, stat in stats.items():
-        stop = start + len(stat.pairs)
-        block = []
-        for k in range(start, stop):
-            valid = draws[:, k][~np.isnan(draws[:, k])]
-            low, high = np.quantile(valid, [alpha, 1 - alpha]) if valid.size else (np.nan,) * 2
-            sd = float(np.std(valid, ddof=1)) if valid.size > 1 else float("nan")
-            block.append((float(estimates[k]), float(low), float(high), sd))
-        p = [p_value_from_bootstrap(est - 0.5, sd) for est, _, _, sd in block]
-        p_holm = holm(p) if p else np.array([])
-        for (a, b, n_a, n_b), (est, low, high, _), pv, ph in zip(
-            stat.pairs, block, p, p_holm, strict=True
-        ):
-            rows.append((LABEL_NAMES[label], a, b, n_a, n_b, est, low, high, pv, float(ph)))
-        summaries[label] = _worst_pair(LABEL_NAMES[label], rows[len(rows) - len(block) :])
-        start = stop
+        name = LABEL_NAMES[label]
+        if stat.k < 2:
+            warn_undefined(
+                f"Segment leakage among {name} images is undefined: fewer than two segments "
+                f"hold {name} images."
+            )
+            summaries[label] = None
+            continue
+        estimates, resampled = draws.estimate(("leakage", label)), draws.of(("leakage", label))
+        block = [
+            summarize(est, resampled[:, k], ci, what="Segment leakage")
+            for k, est in enumerate(estimates)
+        ]
+        p = [p_value_from_bootstrap(r.estimate - 0.5, r.se) for r in block]
+        n_label = int(stat.sizes.sum())
+        mine = [
+            (name, seg_name, int(n), n_label - int(n), r.estimate, r.ci_low, r.ci_high, pv, ph)
+            for seg_name, n, r, pv, ph in zip(
+                stat.names, stat.sizes, block, p, holm(p), strict=True
+            )
+        ]
+        rows += mine
+        worst = max(mine, key=lambda r: abs(r[4] - 0.5) if np.isfinite(r[4]) else -1.0)
+        summaries[label] = LeakageSummary(name, worst[1], *worst[4:7], float(worst[8]))
     return LeakageResult(
-        pairs=pd.DataFrame(rows, columns=list(PAIR_COLUMNS)),
+        table=pd.DataFrame(rows, columns=list(COLUMNS)),
         benign=summaries[0],
         malignant=summaries[1],
     )
-
-
-def _worst_pair(label: str, rows: list[tuple]) -> LeakageSummary | None:
-    if not rows:
-        warn_undefined(
-            f"Segment leakage among {label} images is undefined: fewer than two segments hold "
-            f"{label} images."
-        )
-        return None
-    worst = max(rows, key=lambda r: abs(r[5] - 0.5) if np.isfinite(r[5]) else -1.0)
-    _, a, b, _, _, auc, low, high, _, p_holm = worst
-    return LeakageSummary(label, a, b, auc, low, high, p_holm)

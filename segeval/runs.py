@@ -12,13 +12,20 @@ and the result equals :func:`segeval.bootstrap_delta_auc` exactly.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from segeval._kernels import AUCKernel
-from segeval.bootstrap import Resample, Resampler, bootstrap_distribution, summarize
+from segeval.resampling import (
+    Resample,
+    Resampler,
+    Statistic,
+    bootstrap_distribution,
+    summarize,
+)
 from segeval.significance import p_value_from_bootstrap, p_value_from_ci, verdict
 from segeval.validation import (
     InputError,
@@ -136,15 +143,21 @@ def bootstrap_delta_auc_runs(
             (nan,) * ra, (nan,) * rb, 0, 0, ci,
         )  # fmt: skip
     ss = as_seed_sequence(seed)
-    # Derived from the seed's fixed identity (not from spawn, which counts its calls), so the same
-    # seed object gives the same run draws every time.
+    # Beside the image resamples' children 0 … n_boot−1, never among them; derived from the
+    # seed's fixed identity, so the same seed object gives the same run draws every time.
     run_ss = np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, RUNS_SPAWN_KEY))
-    kernels = [AUCKernel(y, s) for s in (*sa, *sb)]
-    aucs, draws = bootstrap_distribution(
-        kernels, resampler, n_boot=n_boot, seed=seed, n_jobs=n_jobs
-    )
-    auc_a, auc_b = draws[:, :ra], draws[:, ra:]
-    estimate = float(aucs[ra:].mean() - aucs[:ra].mean())
+    # Every run's AUC is a named statistic of the same image resamples (as in the engine).
+    kernels: dict[Hashable, Statistic] = {
+        ("auc", m, r): AUCKernel(y, s)
+        for m, runs in (("a", sa), ("b", sb))
+        for r, s in enumerate(runs)
+    }
+    draws = bootstrap_distribution(kernels, resampler, n_boot=n_boot, seed=ss, n_jobs=n_jobs)
+    aucs_a = np.array([draws.estimate(("auc", "a", r))[0] for r in range(ra)])
+    aucs_b = np.array([draws.estimate(("auc", "b", r))[0] for r in range(rb)])
+    auc_a = np.column_stack([draws.of(("auc", "a", r))[:, 0] for r in range(ra)])
+    auc_b = np.column_stack([draws.of(("auc", "b", r))[:, 0] for r in range(rb)])
+    estimate = float(aucs_b.mean() - aucs_a.mean())
     images_only = auc_b.mean(axis=1) - auc_a.mean(axis=1)
     if ra == 1 and rb == 1:
         two_level = images_only
@@ -167,8 +180,8 @@ def bootstrap_delta_auc_runs(
         verdict=verdict(delta.ci_low, delta.ci_high, p, alpha=alpha),
         images_ci_low=images.ci_low,
         images_ci_high=images.ci_high,
-        runs_auc_a=tuple(float(v) for v in aucs[:ra]),
-        runs_auc_b=tuple(float(v) for v in aucs[ra:]),
+        runs_auc_a=tuple(float(v) for v in aucs_a),
+        runs_auc_b=tuple(float(v) for v in aucs_b),
         n_boot_used=delta.n_boot_used,
         n_boot_undefined=delta.n_boot_undefined,
         ci=ci,
