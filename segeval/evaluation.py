@@ -19,8 +19,10 @@ import pandas as pd
 from segeval import frames
 from segeval.audit import audit_data
 from segeval.io import check_columns, check_predictions, read_metrics_log, to_jsonable
+from segeval.leakage import leakage_frames
 from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
 from segeval.resampling import BootstrapOptions, DrawCache, Resample
+from segeval.runs import compare_recipes
 from segeval.segments import GLOBAL, segment_keys, with_global
 from segeval.table import CI_COLUMNS, TABLE_COLUMNS
 from segeval.validation import InputError, SeedLike, readable_repr
@@ -47,6 +49,16 @@ class Evaluation:
         Global-vs-local flags (see :func:`segeval.diagnostics.global_vs_local`).
     roc, score_hist, training : DataFrame
         What the figures draw: ROC curves, score histograms, validation curves of runs.
+    leakage, leakage_summary : DataFrame
+        Segment leakage (:func:`segeval.segment_leakage`) of every model: how well its score
+        tells each segment from the others among images of one label; the summary keeps the
+        segment farthest from 0.5 per model and label.
+    recipe_comparisons, run_deltas : DataFrame
+        Only for predictions with a ``run`` column (several training seeds of a model): each
+        model against the baseline over images *and* seeds
+        (:func:`segeval.bootstrap_delta_auc_runs`), with Holm; and each run's ΔAUC against the
+        mean AUC of the baseline's runs. Each run is also evaluated as a model of its own,
+        named ``"model [run r]"``, in the other tables (compared with the baseline's first run).
     """
 
     models: tuple[str, ...]
@@ -62,6 +74,10 @@ class Evaluation:
     roc: pd.DataFrame
     score_hist: pd.DataFrame
     training: pd.DataFrame
+    leakage: pd.DataFrame = field(default_factory=pd.DataFrame)
+    leakage_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    recipe_comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
+    run_deltas: pd.DataFrame = field(default_factory=pd.DataFrame)
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +97,10 @@ class Evaluation:
                 "roc": self.roc,
                 "score_hist": self.score_hist,
                 "training": self.training,
+                "leakage": self.leakage,
+                "leakage_summary": self.leakage_summary,
+                "recipe_comparisons": self.recipe_comparisons,
+                "run_deltas": self.run_deltas,
             }
         )
         return out
@@ -186,7 +206,11 @@ def evaluate(
     )
     models, reference, y, scores = _aligned(preds, columns)
     segments = segment_keys(reference, segment_by) if columns and segment_by else None
+    recipes = _recipes(preds)
+    first_run = {recipe: runs[0][1] for recipe, runs in recipes.items()}
     default, per_segment = frames.parse_baseline(baseline)
+    default = first_run.get(default, default) if default else None
+    per_segment = {k: first_run.get(v, v) for k, v in per_segment.items()}
     baselines = frames.baselines(models, segments, default, per_segment)
     clusters = reference[cluster].to_numpy() if cluster else None
     total = n_boot * (1 + (len(segments) if segments else 0))
@@ -218,6 +242,27 @@ def evaluate(
         if runs
         else pd.DataFrame(columns=["run", "step", "segment", "wll", "auc"])
     )
+    by_model = dict(zip(models, scores, strict=True))
+    leakage = (
+        leakage_frames(y, by_model, segments, options=options, clusters=clusters)
+        if segments
+        else (pd.DataFrame(), pd.DataFrame())
+    )
+    recipe_of = {m: recipe for recipe, runs in recipes.items() for _, m in runs}
+    several = any(len(runs) > 1 for runs in recipes.values())
+    across = (
+        compare_recipes(
+            y,
+            by_model,
+            recipes,
+            {part: recipe_of[m] for part, m in baselines.items()},
+            with_global(segments, y.size),
+            options=options,
+            clusters=clusters,
+        )
+        if several
+        else (pd.DataFrame(), pd.DataFrame())
+    )
     audit = audit_data(
         y, segments if segments else np.full(y.size, GLOBAL), patients=reference.get("patient_id")
     )
@@ -240,6 +285,10 @@ def evaluate(
         roc=frames.roc_curves(y, scores, models, segments),
         score_hist=frames.score_histograms(y, scores, models, segments),
         training=training,
+        leakage=leakage[0],
+        leakage_summary=leakage[1],
+        recipe_comparisons=frames.with_holm(across[0]) if len(across[0]) else across[0],
+        run_deltas=across[1],
         settings={
             "segment_by": columns,
             "n_boot": options.n_boot,
@@ -250,6 +299,18 @@ def evaluate(
             "thresholds": t.tolist(),
         },
     )
+
+
+def _recipes(preds: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
+    """Each model's runs as (run, evaluated model name); one run named after the model when the
+    predictions have no ``run`` column."""
+    if "recipe" not in preds.columns:
+        return {m: [("", m)] for m in sorted(preds["model"].unique())}
+    pairs = preds[["recipe", "run", "model"]].drop_duplicates().sort_values(["recipe", "run"])
+    out: dict[str, list[tuple[str, str]]] = {}
+    for recipe, run, model in pairs.itertuples(index=False):
+        out.setdefault(str(recipe), []).append((str(run), str(model)))
+    return out
 
 
 def _check_segment_by(preds: pd.DataFrame, segment_by: str | Sequence[str] | None) -> list[str]:

@@ -22,14 +22,22 @@ costs one pass over the rows, as a single AUC does.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from segeval._kernels import Weights
-from segeval.resampling import Resample, Resampler, bootstrap_distribution, summarize
+from segeval.resampling import (
+    BootstrapOptions,
+    Resample,
+    Resampler,
+    bootstrap_distribution,
+    summarize,
+)
 from segeval.segments import Segments, as_segments
 from segeval.significance import holm, p_value_from_bootstrap
 from segeval.validation import (
@@ -223,3 +231,48 @@ def segment_leakage(
         benign=summaries[0],
         malignant=summaries[1],
     )
+
+
+SUMMARY_COLUMNS = [
+    "model",
+    "label",
+    "segment",
+    "auc",
+    "ci_low",
+    "ci_high",
+    "p_value_holm",
+    "leakage",
+]
+
+
+def leakage_frames(
+    y: NDArray[np.int8],
+    scores: Mapping[str, NDArray[np.float64]],
+    segments: Segments,
+    *,
+    options: BootstrapOptions,
+    clusters: NDArray[Any] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every model's leakage table (one row per model, label and segment) and its summary (the
+    segment farthest from 0.5, per model and label)."""
+    tables, summary = [], []
+    for model, s in scores.items():
+        r = segment_leakage(
+            y,
+            s,
+            segments,
+            n_boot=options.n_boot,
+            ci=options.ci,
+            resample=options.resample,
+            clusters=clusters,
+            seed=options.seed,
+            n_jobs=options.n_jobs,
+        )
+        tables.append(r.table.assign(model=model))
+        summary += [
+            (model, w.label, w.segment, w.auc, w.ci_low, w.ci_high, w.p_value_holm, w.leakage)
+            for w in (r.benign, r.malignant)
+            if w is not None
+        ]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
+    return table[["model", *COLUMNS]], pd.DataFrame(summary, columns=SUMMARY_COLUMNS)

@@ -12,14 +12,17 @@ and the result equals :func:`segeval.bootstrap_delta_auc` exactly.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from segeval._kernels import AUCKernel
 from segeval.resampling import (
+    BootstrapOptions,
     Resample,
     Resampler,
     Statistic,
@@ -185,4 +188,77 @@ def bootstrap_delta_auc_runs(
         n_boot_used=delta.n_boot_used,
         n_boot_undefined=delta.n_boot_undefined,
         ci=ci,
+    )
+
+
+RECIPE_COLUMNS = [
+    "model",
+    "baseline",
+    "segment",
+    "n_runs",
+    "n_runs_baseline",
+    "auc_baseline",
+    "auc",
+    "delta_auc",
+    "delta_ci_low",
+    "delta_ci_high",
+    "images_ci_low",
+    "images_ci_high",
+    "p_value",
+    "p_value_bootstrap",
+    "verdict",
+]
+
+
+def compare_recipes(
+    y: NDArray[np.int8],
+    scores: Mapping[str, NDArray[np.float64]],
+    recipes: Mapping[str, Sequence[tuple[str, str]]],
+    baselines: Mapping[str, str],
+    parts: Sequence[tuple[str, NDArray[np.intp]]],
+    *,
+    options: BootstrapOptions,
+    clusters: NDArray[Any] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every recipe against the baseline's recipe, on each part, over images and seeds.
+
+    ``scores`` maps each evaluated model (one run) to its scores; ``recipes`` maps a recipe to
+    its (run, model) pairs; ``baselines`` maps a part's name to the baseline *recipe* there;
+    ``parts`` are (name, row indices). Returns the comparisons (columns :data:`RECIPE_COLUMNS`)
+    and each run's ΔAUC against the mean AUC of the baseline's runs.
+    """
+    rows, per_run = [], []
+    for part, idx in parts:
+        base = baselines.get(part)
+        if base is None:
+            continue
+        base_scores = np.stack([scores[m][idx] for _, m in recipes[base]])
+        for recipe, runs in recipes.items():
+            if recipe == base:
+                continue
+            r = bootstrap_delta_auc_runs(
+                y[idx],
+                base_scores,
+                np.stack([scores[m][idx] for _, m in runs]),
+                n_boot=options.n_boot,
+                ci=options.ci,
+                resample=options.resample,
+                clusters=None if clusters is None else clusters[idx],
+                seed=options.seed,
+                n_jobs=options.n_jobs,
+                alpha=options.alpha,
+            )
+            base_mean = float(np.mean(r.runs_auc_a))
+            rows.append(
+                (recipe, base, part, len(runs), len(recipes[base]), base_mean,
+                 float(np.mean(r.runs_auc_b)), r.delta, r.ci_low, r.ci_high, r.images_ci_low,
+                 r.images_ci_high, r.p_value, r.p_value_bootstrap, r.verdict)
+            )  # fmt: skip
+            per_run += [
+                (recipe, run, part, auc, auc - base_mean)
+                for (run, _), auc in zip(runs, r.runs_auc_b, strict=True)
+            ]
+    return (
+        pd.DataFrame(rows, columns=RECIPE_COLUMNS),
+        pd.DataFrame(per_run, columns=["model", "run", "segment", "auc", "delta_auc"]),
     )

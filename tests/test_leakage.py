@@ -117,3 +117,22 @@ def test_cluster_resampling_and_bad_input():
         segment_leakage(y, score, seg, ci=1.5)
     with pytest.raises(se.InputError, match="y_true must contain only 0 and 1"):
         segment_leakage(y + 1, score, seg)
+
+
+def test_evaluate_reports_each_models_leakage_as_the_function_computes_it():
+    from segeval.synthetic import make_predictions
+
+    p = make_predictions(scale=0.1)
+    ev = se.evaluate(p, segment_by="source,manufacturer", baseline="single_segment", n_boot=40)
+    rows = p[p.model == "bal_labels"].sort_values("image_id", kind="stable")
+    direct = segment_leakage(
+        rows.label, rows.score, rows[["source", "manufacturer"]], n_boot=40, seed=0
+    )
+    mine = ev.leakage[ev.leakage.model == "bal_labels"].drop(columns="model")
+    pd.testing.assert_frame_equal(mine.reset_index(drop=True), direct.table)
+    summary = ev.leakage_summary.query("model == 'bal_labels' and label == 'benign'").iloc[0]
+    assert (summary.segment, summary.auc) == (direct.benign.segment, direct.benign.auc)
+    # The known shortcut of the simulated bal_labels model: it leaks far more than the baseline.
+    benign = ev.leakage_summary[ev.leakage_summary.label == "benign"].set_index("model")
+    assert benign.leakage["bal_labels"] > benign.leakage["single_segment"] + 0.2
+    assert len(ev.to_dict()["leakage_summary"]) == len(ev.leakage_summary)

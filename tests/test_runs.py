@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 import segeval as se
 from segeval.runs import bootstrap_delta_auc_runs
+from segeval.synthetic import make_predictions
 
 NOISE_SD = np.hypot(0.7, 0.7)  # shared image difficulty + each run's own noise
 
@@ -98,3 +103,77 @@ def test_bad_input_and_undefined():
         r = bootstrap_delta_auc_runs(np.zeros(4), np.ones((2, 4)) / 2, np.ones(4) / 2)
     assert np.isnan(r.delta)
     assert r.verdict == "undefined"
+
+
+def _predictions_with_runs(n_runs: int = 3) -> pd.DataFrame:
+    p = make_predictions(scale=0.1)
+    rng = np.random.default_rng(0)
+    runs = []
+    for r in range(n_runs):
+        q = p.assign(run=f"s{r}")
+        q["score"] = np.clip(q.score + rng.normal(0, 0.05, len(q)), 0, 1)
+        runs.append(q)
+    return pd.concat(runs, ignore_index=True)
+
+
+def test_evaluate_compares_recipes_over_images_and_seeds():
+    preds = _predictions_with_runs()
+    ev = se.evaluate(preds, segment_by="source", baseline="single_segment", n_boot=60, seed=3)
+    assert "periodic [run s1]" in ev.models
+    # The per-run tables compare each run with the baseline's first run.
+    assert set(ev.comparisons.baseline) == {"single_segment [run s0]"}
+    row = ev.recipe_comparisons.query("model == 'periodic' and segment == @se.GLOBAL").iloc[0]
+    ordered = preds.sort_values(["image_id"], kind="stable")
+    y = ordered[ordered.model == "periodic"].groupby("run").label.apply(np.array).iloc[0]
+    runs = {
+        m: np.stack(list(g.groupby("run").score.apply(np.array)))
+        for m, g in ordered.groupby("model")
+    }
+    direct = bootstrap_delta_auc_runs(
+        y, runs["single_segment"], runs["periodic"], n_boot=60, seed=3
+    )
+    assert (row.delta_auc, row.delta_ci_low, row.delta_ci_high, row.p_value) == (
+        direct.delta,
+        direct.ci_low,
+        direct.ci_high,
+        direct.p_value,
+    )
+    assert (row.n_runs, row.n_runs_baseline) == (3, 3)
+    deltas = ev.run_deltas.query("model == 'periodic' and segment == @se.GLOBAL")
+    assert deltas.run.tolist() == ["s0", "s1", "s2"]
+    expected = np.array(direct.runs_auc_b) - np.mean(direct.runs_auc_a)
+    assert deltas.delta_auc.to_numpy() == pytest.approx(expected, abs=1e-12)
+    assert {"p_holm", "verdict_holm"} <= set(ev.recipe_comparisons.columns)
+    report = ev.to_dict()
+    assert len(report["recipe_comparisons"]) == len(ev.recipe_comparisons)
+    assert len(report["run_deltas"]) == len(ev.run_deltas)
+
+
+def test_without_runs_there_is_no_recipe_table_and_bad_runs_are_refused():
+    p = make_predictions(scale=0.05)
+    ev = se.evaluate(p, segment_by="source", baseline="single_segment", n_boot=20)
+    assert ev.recipe_comparisons.empty
+    assert ev.run_deltas.empty
+    bad = _predictions_with_runs(2)
+    bad.loc[5, "run"] = None
+    with pytest.raises(se.InputError, match="Column 'run' of 'predictions' has 1 missing value"):
+        se.evaluate(bad, segment_by="source", baseline="single_segment", n_boot=20)
+    twice = pd.concat([_predictions_with_runs(2), _predictions_with_runs(2).head(1)])
+    with pytest.raises(se.InputError, match=r"1 duplicate \(image_id, model\) row\(s\)"):
+        se.evaluate(twice, segment_by="source", baseline="single_segment", n_boot=20)
+
+
+def test_report_cli_shows_the_seed_section(tmp_path):
+    path = tmp_path / "runs.parquet"
+    _predictions_with_runs(2).to_parquet(path)
+    out = tmp_path / "r" / "report.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "segeval.cli", "report", "--preds", str(path), "--segment-by",
+         "source", "--baseline", "single_segment", "--n-boot", "30", "--out", str(out)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page = out.read_text()
+    assert 'id="seeds"' in page
+    assert 'id="leakage"' in page
+    assert (tmp_path / "r" / "report_recipe_comparisons.csv").exists()
