@@ -2,8 +2,9 @@
 
 Run:  python bench/train.py [--steps 30] [--height 288 --width 208]
 
-Builds the training step of `segtrain fit` (periodic sampler, DataLoader over cached arrays,
-augmentation, model, Adam, EMA) and times it three ways in one run:
+Builds a run with `segtrain fit`'s own `build` (periodic sampler, DataLoader over cached arrays,
+model, Adam, EMA) and times its real `train_step` (after `batch_to_device`: augmentation), in
+one run:
 - with 2 loader workers on cached arrays: images/s, the share of step time spent waiting for
   data, and the share spent in the sampler (targets: < 10% and < 1%);
 - the peer: the same loop, 2 workers, reading the raw DICOMs and preprocessing them on the fly
@@ -18,75 +19,56 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
-from segtrain.augment import AugmentConfig, augment
-from segtrain.dataset import ManifestDataset
-from segtrain.ema import ModelEMA
-from segtrain.manifest import lesion_boxes
-from segtrain.model import Classifier
+from segtrain.config import TrainConfig
+from segtrain.distributed import Context
 from segtrain.prepare import prepare
 from segtrain.sampler import PeriodicBatchSampler
 from segtrain.synth import make_dataset
+from segtrain.train import batch_to_device, build, train_step
 
 
 def run(
-    manifest: pd.DataFrame,
-    root: Path,
+    manifest: Path,
     *,
     workers: int,
     steps: int,
     size: tuple[int, int],
     batch: int = 24,
 ) -> dict[str, float]:
-    torch.manual_seed(0)
-    segments = manifest.source + "/" + manifest.manufacturer
-    sampler = PeriodicBatchSampler(
-        manifest.label.to_numpy(), segments.to_numpy(), batch_size=batch, seed=0
+    """Time ``steps`` steps of `segtrain fit`'s own objects and step on ``manifest``."""
+    config = TrainConfig(
+        manifest=str(manifest),
+        segment_by="source,manufacturer",
+        out="unused",
+        steps=steps + 3,
+        val_every=steps + 3,
+        batch_size=batch,
+        image_height=size[0],
+        image_width=size[1],
+        width=0.25,
+        workers=workers,
+        device="cpu",
     )
-    dataset = ManifestDataset(manifest, root, height=size[0], width=size[1])
-    loader = DataLoader(
-        dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0
-    )
-    model = Classifier(size, width=0.25)
-    ema = ModelEMA(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    prepared = "background" in manifest
-    boxes = torch.tensor(
-        lesion_boxes(manifest) if prepared else np.full((len(manifest), 4), np.nan)
-    )
-    background = torch.tensor(
-        manifest.background.to_numpy() if prepared else np.zeros(len(manifest)), dtype=torch.float32
-    )
-    generator = torch.Generator().manual_seed(0)
-    batches = iter(loader)
+    ctx = Context(0, 1, torch.device("cpu"))
+    built = build(config, ctx)  # what `segtrain fit` builds: sampler, loader, model, Adam, EMA
+    batches = iter(built.state.sampler.track(built.loader))
     waits, totals = [], []
     for step in range(steps + 3):  # the first steps warm the workers up
         start = time.perf_counter()
-        images, labels, rows = next(batches)
+        batch_ = next(batches)
         got = time.perf_counter()
-        images = augment(
-            images,
-            boxes=boxes[rows],
-            background=background[rows],
-            cfg=AugmentConfig(),
-            generator=generator,
-        )
-        loss = F.cross_entropy(model(images), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        ema.update(model)
+        images, labels = batch_to_device(batch_, built, built.state.generator)  # + augmentation
+        train_step(built.state, built.model, images, labels, ctx)
         if step >= 3:
             waits.append(got - start)
             totals.append(time.perf_counter() - start)
     # The sampler alone, for as many batches: its share of the step.
-    fresh = PeriodicBatchSampler(
-        manifest.label.to_numpy(), segments.to_numpy(), batch_size=batch, seed=1
-    )
+    data = built.data
+    names = np.asarray(data.segments.names, dtype=object)[data.segments.codes[data.train]]
+    labels = data.manifest["label"].to_numpy()[data.train]
+    fresh = PeriodicBatchSampler(labels, names, batch_size=batch, seed=1)
     it = iter(fresh)
     t = time.perf_counter()
     for _ in range(steps):
@@ -116,16 +98,16 @@ def main() -> None:
             height=384,
             width=288,
         )
-        prepared = prepare(
+        prepare(
             Path(tmp) / "raw" / "manifest.csv",
             Path(tmp) / "cache",
             height=size[0],
             width=size[1],
             workers=2,
         )
-        ours = run(prepared, Path(tmp) / "cache", workers=2, steps=args.steps, size=size)
-        raw = pd.read_csv(Path(tmp) / "raw" / "manifest.csv")
-        peer = run(raw, Path(tmp) / "raw", workers=2, steps=args.steps, size=size)
+        cached = Path(tmp) / "cache" / "manifest.csv"
+        ours = run(cached, workers=2, steps=args.steps, size=size)
+        peer = run(Path(tmp) / "raw" / "manifest.csv", workers=2, steps=args.steps, size=size)
     print(
         f"CPU, {torch.get_num_threads()} threads, images {size[0]}x{size[1]}, batch 24, "
         f"model width 0.25, {args.steps} steps"

@@ -58,6 +58,7 @@ def main() -> None:
     quick = args.quick
     scale, min_label = (0.004, 6) if quick else (0.02, 16)
     steps, val_every = (8, 4) if quick else (240, 40)
+    batch = 8 if quick else 24  # quick: S1Mb trains on 8 images, and a batch may not exceed that
     n_boot = 50 if quick else 1000
 
     raw = out / "data"
@@ -92,7 +93,7 @@ def main() -> None:
         out="",
         steps=steps,
         val_every=val_every,
-        batch_size=24,
+        batch_size=batch,
         lr=1e-3,
         ema_decay=0.95,
         image_height=288,

@@ -86,7 +86,11 @@ def _prevalence_warning(table: pd.DataFrame, counts: np.ndarray, max_ratio: floa
         return []
     usable = counts[(counts > 0).any(axis=1)]
     p = chi2_contingency(usable).pvalue if (usable.sum(axis=0) > 0).all() else float("nan")
-    ratio = "infinitely" if lo.prevalence == 0 else f"{hi.prevalence / lo.prevalence:.1f}x"
+    ratio = (
+        f"no malignant image in {lo.segment}"
+        if lo.prevalence == 0
+        else f"{hi.prevalence / lo.prevalence:.1f} times as high"
+    )
     return [
         f"Prevalence differs across segments: {_pct(hi.prevalence)} in {hi.segment} against "
         f"{_pct(lo.prevalence)} in {lo.segment} ({ratio}; chi-square p = {p:.2g}). A model can "

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from segeval.cliutils import float_list, level, positive_int, printable, run
@@ -115,7 +117,7 @@ def _report(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
     from segeval.evaluation import evaluate
-    from segeval.io import read_predictions
+    from segeval.io import predictions_file_records, read_predictions
 
     if args.out.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--out must name an .html file; got {str(args.out)!r}.")
@@ -139,7 +141,11 @@ def _report(args: argparse.Namespace) -> None:
             thresholds=args.thresholds,
             progress=progress,
         )
-    for path in evaluation.write(args.out):
+    provenance = evaluation.provenance | {
+        "command": shlex.join(["segeval", *args.argv]),
+        "inputs": [*predictions_file_records(args.preds), *evaluation.provenance["inputs"][1:]],
+    }
+    for path in replace(evaluation, provenance=provenance).write(args.out):
         print(printable(f"wrote {path}"))
 
 
@@ -200,6 +206,7 @@ def _synth(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the report records its command
     return run("segeval", args, {"report": _report, "audit": _audit, "synth-preds": _synth})
 
 

@@ -7,6 +7,7 @@ shared bootstrap per part (the whole set, each segment).
 
 from __future__ import annotations
 
+import datetime
 import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,11 +19,18 @@ import pandas as pd
 
 from segeval import frames
 from segeval.audit import audit_data
-from segeval.io import check_columns, check_predictions, read_metrics_log, to_jsonable
+from segeval.io import (
+    check_columns,
+    check_predictions,
+    file_record,
+    read_metrics_log,
+    to_jsonable,
+)
 from segeval.leakage import leakage_frames
 from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
 from segeval.resampling import BootstrapOptions, DrawCache, Resample
 from segeval.runs import compare_recipes
+from segeval.scorecard import scorecard
 from segeval.segments import GLOBAL, segment_keys, with_global
 from segeval.table import CI_COLUMNS, TABLE_COLUMNS
 from segeval.validation import InputError, SeedLike, readable_repr
@@ -49,6 +57,9 @@ class Evaluation:
         Global-vs-local flags (see :func:`segeval.diagnostics.global_vs_local`).
     roc, score_hist, training : DataFrame
         What the figures draw: ROC curves, score histograms, validation curves of runs.
+    scorecard : DataFrame
+        One row per model, read off the frames above: the report's first screen (see
+        :func:`segeval.scorecard.scorecard`).
     leakage, leakage_summary : DataFrame
         Segment leakage (:func:`segeval.segment_leakage`) of every model: how well its score
         tells each segment from the others among images of one label; the summary keeps the
@@ -59,6 +70,9 @@ class Evaluation:
         (:func:`segeval.bootstrap_delta_auc_runs`), with Holm; and each run's ΔAUC against the
         mean AUC of the baseline's runs. Each run is also evaluated as a model of its own,
         named ``"model [run r]"``, in the other tables (compared with the baseline's first run).
+    settings, provenance : dict
+        The options of the run; segeval's version, the date, the command line and the input
+        files (path, sha256, rows) behind the numbers.
     """
 
     models: tuple[str, ...]
@@ -78,7 +92,9 @@ class Evaluation:
     leakage_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
     recipe_comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
     run_deltas: pd.DataFrame = field(default_factory=pd.DataFrame)
+    scorecard: pd.DataFrame = field(default_factory=pd.DataFrame)
     settings: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Every number, JSON-ready: exactly the content of ``report.json``."""
@@ -87,7 +103,9 @@ class Evaluation:
                 "models": list(self.models),
                 "baselines": self.baselines,
                 "segments": list(self.segments),
+                "provenance": self.provenance,
                 "settings": self.settings,
+                "scorecard": self.scorecard,
                 "data": {"table": self.data, "warnings": list(self.data_warnings)},
                 "diagnostics": self.diagnostics,
                 "metrics": self.metrics,
@@ -263,6 +281,8 @@ def evaluate(
         if several
         else (pd.DataFrame(), pd.DataFrame())
     )
+    diagnostics = frames.diagnostics(metrics, training)
+    op_spread = pd.concat([s[1] for s in spreads], ignore_index=True) if spreads else pd.DataFrame()
     audit = audit_data(
         y, segments if segments else np.full(y.size, GLOBAL), patients=reference.get("patient_id")
     )
@@ -274,14 +294,12 @@ def evaluate(
         data_warnings=tuple(audit.warnings),
         metrics=metrics,
         comparisons=comparisons,
-        diagnostics=frames.diagnostics(metrics, training),
+        diagnostics=diagnostics,
         op_points=pd.concat(
             [frames.global_points(y, scores, models, t)] + [s[0] for s in spreads],
             ignore_index=True,
         ),
-        op_spread=pd.concat([s[1] for s in spreads], ignore_index=True)
-        if spreads
-        else pd.DataFrame(),
+        op_spread=op_spread,
         roc=frames.roc_curves(y, scores, models, segments),
         score_hist=frames.score_histograms(y, scores, models, segments),
         training=training,
@@ -289,6 +307,7 @@ def evaluate(
         leakage_summary=leakage[1],
         recipe_comparisons=frames.with_holm(across[0]) if len(across[0]) else across[0],
         run_deltas=across[1],
+        scorecard=scorecard(models, metrics, comparisons, diagnostics, op_spread),
         settings={
             "segment_by": columns,
             "n_boot": options.n_boot,
@@ -298,6 +317,7 @@ def evaluate(
             "seed": seed if isinstance(seed, int) or seed is None else repr(seed),
             "thresholds": t.tolist(),
         },
+        provenance=_provenance(len(preds), runs),
     )
 
 
@@ -311,6 +331,21 @@ def _recipes(preds: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
     for recipe, run, model in pairs.itertuples(index=False):
         out.setdefault(str(recipe), []).append((str(run), str(model)))
     return out
+
+
+def _provenance(rows: int, runs: Sequence[str | Path]) -> dict[str, Any]:
+    """Version, date and inputs; ``segeval report`` replaces the in-memory table by its files."""
+    from segeval import __version__
+
+    return {
+        "segeval_version": __version__,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": None,
+        "inputs": [
+            {"role": "predictions", "path": "(a table in memory)", "sha256": None, "rows": rows},
+            *(file_record(Path(r) / "metrics.jsonl", "training run") for r in runs),
+        ],
+    }
 
 
 def _check_segment_by(preds: pd.DataFrame, segment_by: str | Sequence[str] | None) -> list[str]:

@@ -7,6 +7,7 @@ so that a file written before is never left half-overwritten.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -367,3 +368,37 @@ def write_files(texts: Mapping[Path, str]) -> None:
     finally:
         for temp in temps.values():
             temp.unlink(missing_ok=True)
+
+
+def file_record(path: str | Path, role: str, rows: int | None = None) -> dict[str, Any]:
+    """An input file as the report's provenance lists it: role, path, sha256 and rows.
+
+    ``rows`` defaults to the file's lines (one record a line, as in metrics.jsonl).
+    """
+    digest = hashlib.sha256()
+    lines = 0
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            if rows is None:
+                lines += block.count(b"\n")
+    return {
+        "role": role,
+        "path": str(path),
+        "sha256": digest.hexdigest(),
+        "rows": lines if rows is None else rows,
+    }
+
+
+def predictions_file_records(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """:func:`file_record` of each predictions file; rows from Parquet metadata or CSV lines."""
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    records = []
+    for path in paths:
+        if Path(path).suffix.lower() in (".parquet", ".pq"):
+            records.append(file_record(path, "predictions", pq.read_metadata(path).num_rows))
+        else:
+            record = file_record(path, "predictions")
+            records.append(record | {"rows": max(record["rows"] - 1, 0)})  # less the header
+    return records

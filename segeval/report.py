@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 import pandas as pd
 
 from segeval import plots
-from segeval.audit import DataAudit
+from segeval.audit import MIN_POSITIVES, DataAudit
 from segeval.evaluation import Evaluation
 from segeval.io import json_text, to_jsonable, write_files
 from segeval.segments import GLOBAL
@@ -29,6 +30,21 @@ def fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def pval(value: Any) -> str:
+    """A p-value with four decimals; below 0.0001 it reads "< 0.0001", never "0.0000"."""
+    if isinstance(value, float) and 0 <= value < 0.00005:
+        return "< 0.0001"
+    return fmt(value, 4)
+
+
+def signed(value: Any, digits: int = 3) -> str:
+    """A difference with its sign: "+0.080", "−0.054" (a true minus sign)."""
+    text = fmt(value, digits)
+    if text == "undefined":
+        return text
+    return text.replace("-", "−") if text.startswith("-") else "+" + text
 
 
 def pct(value: Any) -> str:
@@ -46,6 +62,8 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["fmt"] = fmt
     env.filters["pct"] = pct
+    env.filters["pval"] = pval
+    env.filters["signed"] = signed
     return env
 
 
@@ -54,19 +72,36 @@ def report_context(evaluation: Evaluation) -> dict[str, Any]:
     return evaluation.to_dict()
 
 
+def forest_limits(metrics: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """One x-range per statistic for every model's forest plot, so the models compare by eye."""
+    limits = {}
+    for metric in ("auc", "wll"):
+        values = metrics[[metric, f"{metric}_ci_low", f"{metric}_ci_high"]].to_numpy(float)
+        values = values[np.isfinite(values)]
+        if values.size:
+            pad = 0.04 * max(values.max() - values.min(), 0.01)
+            limits[metric] = (float(values.min() - pad), float(values.max() + pad))
+    return limits
+
+
 def figures(evaluation: Evaluation) -> dict[str, dict[str, str]]:
     """Inline PNG figures, per kind and model (``training`` under key ``all``)."""
     ev = evaluation
     out: dict[str, dict[str, str]] = {"forest": {}, "roc": {}, "op_sync": {}, "scores": {}}
+    defined = ev.metrics.dropna(subset=["auc"])
+    limits = forest_limits(defined)
+    base = ev.baselines.get(GLOBAL)
     for m in ev.models:
-        mine = ev.metrics[ev.metrics.model == m].dropna(subset=["auc"])
+        mine = defined[defined.model == m]
         if len(mine):
-            out["forest"][m] = plots.to_data_uri(plots.forest_figure(mine, m))
+            overlay = defined[defined.model == base] if base and base != m else None
+            figure = plots.forest_figure(mine, m, baseline=overlay, xlims=limits)
+            out["forest"][m] = plots.to_data_uri(figure)
         roc = ev.roc[ev.roc.model == m]
         if len(roc):
-            out["roc"][m] = plots.to_data_uri(
-                plots.roc_figure(roc, ev.op_points[ev.op_points.model == m], m)
-            )
+            aucs = dict(zip(mine.segment, mine.auc, strict=True))
+            points = ev.op_points[ev.op_points.model == m]
+            out["roc"][m] = plots.to_data_uri(plots.roc_figure(roc, points, m, aucs=aucs))
         local = ev.op_points[(ev.op_points.model == m) & (ev.op_points.segment != GLOBAL)]
         if len(local) and len(ev.op_spread):
             spread = ev.op_spread[ev.op_spread.model == m]
@@ -79,16 +114,49 @@ def figures(evaluation: Evaluation) -> dict[str, dict[str, str]]:
     return out
 
 
+def hints(context: dict[str, Any]) -> list[str]:
+    """Advice on the options, read off the context (the data, the settings)."""
+    out = []
+    table = context["data"]["table"]
+    if table and "patients" in table[0] and not context["settings"]["cluster"]:
+        out.append(
+            "The predictions have a patient_id column, but the bootstrap resamples single "
+            "images: images of one patient are not independent, so the intervals may be too "
+            "narrow. Resample whole patients with --cluster patient_id."
+        )
+    return out
+
+
 def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> str:
     """The report page for a context from :func:`report_context` and :func:`figures`."""
     by_model = {
         key: {m: [r for r in context[key] if r["model"] == m] for m in context["models"]}
         for key in ("metrics", "op_spread", "op_points")
     }
+    comparisons = context["comparisons"]
+    # Global rows first, then segment by segment, in the models' order.
+    order = {m: k for k, m in enumerate(context["models"])}
+    ordered = sorted(
+        comparisons,
+        key=lambda r: (r["segment"] != GLOBAL, r["segment"], order[r["model"]]),
+    )
+    baselines = {r["baseline"] for r in comparisons}
+    where = {"validation": "segment_bias_validation", "test": "segment_bias_test"}
+    flags = {r["model"]: [w for w, key in where.items() if r[key]] for r in context["scorecard"]}
     return (
         _environment()
         .get_template("report.html.j2")
-        .render(**context, by_model=by_model, images=images, global_name=GLOBAL)
+        .render(
+            **context,
+            by_model=by_model,
+            images=images,
+            global_name=GLOBAL,
+            comparison_rows=ordered,
+            one_baseline=baselines.pop() if len(baselines) == 1 else None,
+            bias_flags=flags,
+            hints=hints(context),
+            min_positives=MIN_POSITIVES,
+        )
     )
 
 
@@ -112,6 +180,7 @@ def write_report(evaluation: Evaluation, out: str | Path) -> list[Path]:
     context = report_context(evaluation)
     files: dict[Path, str] = {out.with_suffix(".json"): json_text(context)}
     tables: dict[str, pd.DataFrame] = {
+        "scorecard": evaluation.scorecard,
         "data": evaluation.data,
         "metrics": evaluation.metrics,
         "comparisons": evaluation.comparisons,

@@ -66,7 +66,8 @@ def _boxes_inside(m: torch.Tensor, boxes: torch.Tensor, height: int, width: int)
     inside = (
         (out[..., 0] >= 0) & (out[..., 0] <= width) & (out[..., 1] >= 0) & (out[..., 1] <= height)
     )
-    return inside.all(-1) | torch.isnan(boxes).any(-1)
+    ok: torch.Tensor = inside.all(-1) | torch.isnan(boxes).any(-1)
+    return ok
 
 
 def random_transforms(

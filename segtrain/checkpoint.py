@@ -8,6 +8,7 @@ process killed while saving leaves the previous checkpoint intact; it is read wi
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise InputError(f"The checkpoint {str(p)!r} does not exist.")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message advises weights_only=False, i.e. running the file's code: never that.
+        raise InputError(
+            f"{str(p)!r} is not a trusted segtrain checkpoint: segtrain did not write it, or it "
+            f"holds Python objects that segtrain does not load."
+        ) from exc
     except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise InputError(f"The checkpoint {str(p)!r} cannot be read ({exc}).") from exc
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"The checkpoint {str(p)!r} cannot be read ({detail}).") from exc
     if not isinstance(state, dict) or state.get("schema_version") != SCHEMA_VERSION:
         version = state.get("schema_version") if isinstance(state, dict) else None
         raise InputError(

@@ -1,7 +1,8 @@
 """The ``segtrain`` command: ``plan``, ``synth``, ``prepare``, ``fit``, ``predict``.
 
 The CLI parses options and wires library calls; bad input ends with one sentence on stderr and
-exit code 2, never a traceback.
+exit code 2, never a traceback (argparse's own errors included); Ctrl-C ends with one line and
+exit code 130.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -21,10 +23,40 @@ from segeval.cliutils import positive_int, run
 from segeval.validation import InputError
 from segtrain.sampling import STRATEGIES
 
+EXIT_INTERRUPTED = 130
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (exit code 2), like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}")
+    return value
+
+
+def scale(text: str) -> float:
+    """argparse type: a fraction of Table 1 in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1]; got {text!r}")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
-
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="segtrain",
         description="Periodic-sampling training of classifiers on data pooled from many segments.",
     )
@@ -50,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="strategy to show (repeatable; default: all but single-segment, "
         "and single-segment too with --segment)",
     )
-    plan.add_argument("--segment", help="the DS of the single-segment strategy, e.g. '(S1, Ma)'")
+    plan.add_argument(
+        "--segment", help="the DS of the single-segment strategy: (S1, Ma), S1,Ma or S1/Ma"
+    )
     plan.add_argument(
         "--batch-size",
         type=positive_int,
@@ -70,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--out", required=True, type=Path, help="output folder")
     syn.add_argument(
         "--scale",
-        type=float,
+        type=scale,
         default=0.01,
         help="fraction of Table 1's image counts (default: 0.01; at least 2 images "
         "of each label per segment)",
@@ -93,12 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="preprocess every image of a manifest once and cache the arrays",
         description="Read, preprocess (resize, breast mask, flip, crop/pad, normalize) and save "
         "every image of a manifest as an array under OUT, with OUT/manifest.csv pointing at "
-        "them. Resumes an interrupted run.",
+        "them. Resumes an interrupted run; a run with another size recomputes every array.",
     )
     prep.add_argument("--manifest", required=True, type=Path, help="manifest, CSV or Parquet")
     prep.add_argument("--out", required=True, type=Path, help="cache folder")
-    prep.add_argument("--height", type=positive_int, default=1152, help="image height (1152)")
-    prep.add_argument("--width", type=positive_int, default=832, help="image width (832)")
+    prep.add_argument(
+        "--height", type=positive_int, default=1152, help="image height (1152; at least 190)"
+    )
+    prep.add_argument(
+        "--width", type=positive_int, default=832, help="image width (832; at least 190)"
+    )
     prep.add_argument(
         "--target-mean",
         type=float,
@@ -117,14 +155,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the paper's model. Batches come from the chosen sampling strategy; "
         "the EMA weights are validated every --val-every steps globally and per segment; the "
         "run folder gets config.toml, split.parquet, metrics.jsonl, checkpoints/{last,best}.pt "
-        "and preds/val.parquet. Multi-GPU: launch with torchrun.",
+        "and preds/val.parquet; train.jsonl logs the loss. Ctrl-C stops after the current "
+        "step and saves last.pt (exit code 130). Multi-GPU: launch with torchrun.",
     )
     fit.add_argument("--manifest", help="manifest (raw or from segtrain prepare)")
     fit.add_argument(
         "--segment-by", metavar="COLS", help="segment columns, e.g. source,manufacturer"
     )
     fit.add_argument("--strategy", choices=STRATEGIES, help="sampling strategy (default: periodic)")
-    fit.add_argument("--segment", help="the DS of --strategy single-segment, e.g. '(S1, Ma)'")
+    fit.add_argument(
+        "--segment", help="the DS of --strategy single-segment: (S1, Ma), S1,Ma or S1/Ma"
+    )
+    fit.add_argument(
+        "--segments",
+        metavar="DS;...",
+        help="train and validate on these DSs only, e.g. 'S1/Ma,S2/Ma' or '(S1, Ma);(S2, Ma)'",
+    )
     fit.add_argument("--out", type=Path, help="run folder")
     fit.add_argument("--config", type=Path, help="TOML file of settings (flags override it)")
     fit.add_argument("--steps", type=positive_int, help="training steps (default: 150000)")
@@ -136,16 +182,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-size",
         metavar="HxW",
         type=_image_size,
-        help="image height x width (default: 1152x832)",
+        help="image height x width, each at least 190 (default: the size of a manifest from "
+        "segtrain prepare, else 1152x832)",
     )
-    fit.add_argument("--width", type=float, help="model channel multiplier (default: 1)")
+    fit.add_argument("--model-width", type=float, help="model channel multiplier (default: 1)")
     fit.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    fit.add_argument("--workers", type=int, help="data loader workers (default: 2)")
-    fit.add_argument("--seed", type=int, help="random seed (default: 0)")
+    fit.add_argument("--workers", type=non_negative_int, help="data loader workers (default: 2)")
+    fit.add_argument("--seed", type=non_negative_int, help="random seed (default: 0)")
+    fit.add_argument(
+        "--log-every",
+        type=positive_int,
+        help="steps between progress lines and train.jsonl records (default: 100)",
+    )
+    fit.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log to RUN/tensorboard (needs the tensorboard package)",
+    )
     fit.add_argument("--no-augment", action="store_true", help="train without augmentation")
     fit.add_argument("--compile", action="store_true", help="torch.compile the model")
     fit.add_argument("--init-backbone", help="checkpoint whose backbone initializes the model")
-    fit.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN")
+    fit.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN",
+        help="continue the run in RUN (from any folder; other flags may extend --steps)",
+    )
     fit.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
 
     pred = sub.add_parser(
@@ -160,6 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--out", required=True, type=Path, help="predictions file (.parquet/.csv)")
     pred.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     pred.add_argument("--batch-size", type=positive_int, default=32, help="batch size (32)")
+    pred.add_argument(
+        "--split",
+        choices=("all", "train", "val", "test"),
+        default="all",
+        help="score one side only: from the manifest's split column, or for train/val from "
+        "the run's split.parquet (default: all)",
+    )
+    pred.add_argument("--segments", metavar="DS;...", help="score these DSs only")
+    pred.add_argument("--workers", type=non_negative_int, default=0, help="data loader workers (0)")
     return parser
 
 
@@ -192,6 +263,7 @@ def _fit(args: argparse.Namespace) -> None:
         out=_str(out),
         strategy=args.strategy,
         segment=args.segment,
+        segments=args.segments,
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -199,13 +271,15 @@ def _fit(args: argparse.Namespace) -> None:
         val_every=args.val_every,
         image_height=height,
         image_width=width,
-        width=args.width,
+        width=args.model_width,
         device=args.device,
         workers=args.workers,
         seed=args.seed,
         augment=False if args.no_augment else None,
         compile=True if args.compile else None,
         init_backbone=args.init_backbone,
+        log_every=args.log_every,
+        tensorboard=True if args.tensorboard else None,
     )
     try:
         run_dir = fit(config, resume=args.resume is not None, overwrite=args.overwrite)
@@ -228,6 +302,9 @@ def _predict(args: argparse.Namespace) -> None:
         model_name=args.model_name,
         device=args.device,
         batch_size=args.batch_size,
+        workers=args.workers,
+        split=args.split,
+        segments=args.segments,
     )
     print(f"wrote {args.out} ({len(preds)} predictions)")
 
@@ -236,11 +313,14 @@ def _plan(args: argparse.Namespace) -> None:
     from segeval.io import to_jsonable
     from segtrain.manifest import read_manifest
     from segtrain.sampling import make_plan, plan_table
+    from segtrain.selection import parse_segment_name
 
     df, segments = read_manifest(
         args.manifest, args.segment_by, required=("label",), check_files=False
     )
     assert segments is not None
+    if args.segment:
+        args.segment = parse_segment_name(args.segment, segments, "--segment")
     strategies = args.strategy or ["periodic", "balanced-segments", "balanced-labels"]
     if args.segment and "single-segment" not in strategies:
         strategies.append("single-segment")
@@ -297,21 +377,34 @@ def _prepare(args: argparse.Namespace) -> None:
 
     from segtrain.prepare import prepare
 
+    lines = not sys.stdout.isatty()
+    done = 0
+
     with tqdm(desc="prepare", unit="image", disable=None) as bar:
 
-        def progress(done: int, total: int) -> None:
+        def progress(count: int, total: int) -> None:
+            nonlocal done
             bar.total = total  # known once prepare has read the manifest, which it reads once
-            bar.update(done)
+            bar.update(count)
+            done += count
+            if lines and (done % max(1, total // 10) == 0 or done == total):
+                print(f"prepared {done}/{total} images", flush=True)
 
-        prepared = prepare(
-            args.manifest,
-            args.out,
-            height=args.height,
-            width=args.width,
-            target_mean=args.target_mean,
-            workers=args.workers,
-            progress=progress,
-        )
+        try:
+            prepared = prepare(
+                args.manifest,
+                args.out,
+                height=args.height,
+                width=args.width,
+                target_mean=args.target_mean,
+                workers=args.workers,
+                progress=progress,
+            )
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(
+                f"interrupted after {done} images; the arrays written are kept: run the same "
+                f"command again to continue."
+            ) from None
     print(f"wrote {len(prepared)} arrays and {args.out / 'manifest.csv'}")
 
 
@@ -330,12 +423,22 @@ def _side_by_side(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run(
-        "segtrain",
-        args,
-        {"plan": _plan, "synth": _synth, "prepare": _prepare, "fit": _fit, "predict": _predict},
-    )
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed as one line
+        return int(exc.code or 0)
+    commands = {
+        "plan": _plan,
+        "synth": _synth,
+        "prepare": _prepare,
+        "fit": _fit,
+        "predict": _predict,
+    }
+    try:
+        return run("segtrain", args, commands)
+    except KeyboardInterrupt as exc:  # fit's Interrupted says how to resume; prepare's, too
+        print(f"segtrain {args.command}: {exc or 'interrupted'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

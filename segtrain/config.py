@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from segeval.io import read_table
 from segeval.validation import InputError
+from segtrain.model import MIN_SIDE
 from segtrain.sampling import STRATEGIES
 
-# Settings that may differ when a run is resumed: where it runs, and how long (a resumed run may
-# be extended); not what it computes.
-RUNTIME_FIELDS = ("out", "device", "workers", "steps")
+# Settings that may differ when a run is resumed: where it runs, how long (a resumed run may be
+# extended) and what it logs; not what it computes.
+RUNTIME_FIELDS = ("out", "device", "workers", "steps", "log_every", "tensorboard")
+# Settings that are paths: stored absolute, so that `--resume RUN` works from any folder.
+PATH_FIELDS = ("manifest", "out", "init_backbone")
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class TrainConfig:
     out: str
     strategy: str = "periodic"
     segment: str | None = None  # the DS of the single-segment strategy
+    segments: str | None = None  # train on these DSs only ("(S1, Ma);(S2, Ma)"); None: all
     steps: int = 150_000
     batch_size: int = 24  # global: split over the ranks under torchrun
     lr: float = 1e-4
@@ -38,7 +46,7 @@ class TrainConfig:
     val_every: int = 1000
     image_height: int = 1152
     image_width: int = 832
-    width: float = 1.0  # channel multiplier of the model
+    width: float = 1.0  # channel multiplier of the model (--model-width)
     split_by: str = "source"
     val_fraction: float = 0.2
     augment: bool = True
@@ -53,25 +61,50 @@ class TrainConfig:
     workers: int = 2
     compile: bool = False
     init_backbone: str | None = None
+    log_every: int = 100  # steps between progress lines and train.jsonl records
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise InputError(
-                f"strategy must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}."
+                f"--strategy must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}."
             )
-        for name in ("steps", "batch_size", "val_every", "image_height", "image_width"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be >= 1; got {getattr(self, name)!r}.")
+        for name in ("steps", "batch_size", "val_every", "log_every"):
+            _check_int(self, name, 1)
+        for name in ("seed", "workers"):
+            _check_int(self, name, 0)
+        for name in ("image_height", "image_width"):
+            if _check_int(self, name, 1) < MIN_SIDE:
+                raise InputError(
+                    f"--image-size {self.image_height}x{self.image_width} is too small for the "
+                    f"model: each side must be at least {MIN_SIDE} pixels."
+                )
         if self.steps < self.val_every:
             raise InputError(
-                f"steps ({self.steps}) must be at least val-every ({self.val_every}): a run "
+                f"--steps ({self.steps}) must be at least --val-every ({self.val_every}): a run "
                 f"with no validation step has no best checkpoint."
             )
-        if not 0 < self.lr < 1 or not 0 <= self.ema_decay < 1 or self.width <= 0:
+        for flag, value, ok in (
+            ("--lr", self.lr, _finite(self.lr) and 0 < self.lr < 1),
+            ("--ema-decay", self.ema_decay, _finite(self.ema_decay) and 0 <= self.ema_decay < 1),
+            ("--model-width", self.width, _finite(self.width) and 0 < self.width <= 64),
+            (
+                "val_fraction",
+                self.val_fraction,
+                _finite(self.val_fraction) and 0 < self.val_fraction < 1,
+            ),
+        ):
+            if not ok:
+                raise InputError(f"{flag} is out of range; got {value!r}.")
+        if self.strategy == "single-segment" and self.segment is None:
+            raise InputError("--strategy single-segment needs --segment, e.g. '(S1, Ma)'.")
+        if self.strategy != "single-segment" and self.segment is not None:
             raise InputError(
-                f"Need 0 < lr < 1, 0 <= ema-decay < 1 and width > 0; got lr={self.lr}, "
-                f"ema-decay={self.ema_decay}, width={self.width}."
+                f"--segment is only used with --strategy single-segment; got --strategy "
+                f"{self.strategy}."
             )
+        if not DEVICE.fullmatch(str(self.device)):
+            raise InputError(f"--device must be auto, cpu, cuda or cuda:N; got {self.device!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -100,17 +133,58 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     return values
 
 
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_int(config: TrainConfig, name: str, low: int) -> int:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InputError(f"--{name.replace('_', '-')} must be an integer >= {low}; got {value!r}.")
+    return value
+
+
 def resolve(file: str | Path | None = None, **overrides: Any) -> TrainConfig:
-    """Defaults < config file < overrides (None overrides are ignored)."""
+    """Defaults < config file < overrides (None overrides are ignored).
+
+    Paths in the file are relative to the file's folder, paths in ``overrides`` to the current
+    one; both are made absolute. Without an image size, a manifest written by
+    ``segtrain prepare`` gives its own.
+    """
     values = load_toml(file) if file else {}
+    for key in PATH_FIELDS:
+        if values.get(key) is not None and file is not None:
+            values[key] = str((Path(file).parent / values[key]).resolve())
     values.update({k: v for k, v in overrides.items() if v is not None})
     missing = [k for k in ("manifest", "segment_by", "out") if k not in values]
     if missing:
-        raise InputError(f"Missing setting(s): {', '.join(missing)} (flags or config file).")
+        flags = ", ".join("--" + k.replace("_", "-") for k in missing)
+        raise InputError(f"Missing setting(s): {flags} (flags or config file).")
+    for key in PATH_FIELDS:
+        if values.get(key) is not None:
+            values[key] = str(Path(values[key]).resolve())
+    if "image_height" not in values:
+        values.update(prepared_size(values["manifest"]))
     try:
         return TrainConfig(**values)
     except TypeError as exc:
         raise InputError(f"Bad settings: {exc}.") from exc
+
+
+def prepared_size(manifest: str | Path) -> dict[str, int]:
+    """``image_height`` and ``image_width`` of a manifest written by ``segtrain prepare``."""
+    if not Path(manifest).is_file():
+        return {}  # reported with the manifest's other problems
+    table = read_table(manifest, "manifest")
+    if not {"height", "width", "background"} <= set(table.columns) or table.empty:
+        return {}
+    sizes = table[["height", "width"]].drop_duplicates()
+    if len(sizes) != 1:
+        raise InputError(
+            f"The manifest {str(manifest)!r} mixes arrays of several sizes; run segtrain "
+            f"prepare again."
+        )
+    return {"image_height": int(sizes.height.iloc[0]), "image_width": int(sizes.width.iloc[0])}
 
 
 def to_toml(config: TrainConfig) -> str:

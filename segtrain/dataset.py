@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from segeval.validation import InputError
-from segtrain.images import read_image
+from segtrain.images import read_image, read_npy
 from segtrain.preprocess import HEIGHT, TARGET_MEAN, WIDTH, preprocess
 
 
@@ -49,7 +49,7 @@ class ManifestDataset(Dataset[tuple[torch.Tensor, int, int]]):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         if self.prepared:
-            image = np.load(self.paths[index]).astype(np.float32)
+            image = read_npy(self.paths[index])
         else:
             image = preprocess(
                 read_image(self.paths[index]),

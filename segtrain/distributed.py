@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from segeval.validation import InputError
+
 
 @dataclass(frozen=True)
 class Context:
@@ -38,7 +40,7 @@ def setup(device: str = "auto") -> Context:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device} was asked for, but no CUDA device is available.")
+        raise InputError(f"--device {device} was asked for, but no CUDA device is available.")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world_size > 1 and not dist.is_initialized():
@@ -81,14 +83,15 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
         sums = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count])
-        sums = _AllReduceSum.apply(sums)
+        sums = _AllReduceSum.apply(sums)  # type: ignore[no-untyped-call]
         c = x.shape[1]
         n = sums[-1]
         mean = sums[:c] / n
         var = sums[c : 2 * c] / n - mean * mean
         if self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
-                self.num_batches_tracked += 1
+                if self.num_batches_tracked is not None:
+                    self.num_batches_tracked += 1
                 m = self.momentum if self.momentum is not None else 0.1
                 self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
                 self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1), alpha=m)
@@ -96,7 +99,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y
+        return torch.as_tensor(y)
 
 
 def convert_batchnorm(module: nn.Module) -> nn.Module:

@@ -28,18 +28,24 @@ def read_image(path: str | Path) -> NDArray[np.float32]:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix in (".dcm", ".dicom"):
-        return read_dicom(p)
-    if suffix == ".png":
-        return read_png(p)
-    if suffix == ".npy":
-        return read_npy(p)
-    raise ImageError(f"The image {str(p)!r} must be .dcm, .png or .npy; got {suffix or 'none'!r}.")
+        image = read_dicom(p)
+    elif suffix == ".png":
+        image = read_png(p)
+    elif suffix == ".npy":
+        image = read_npy(p)
+    else:
+        raise ImageError(
+            f"The image {str(p)!r} must be .dcm, .png or .npy; got {suffix or 'none'!r}."
+        )
+    if not np.isfinite(image).all():
+        raise ImageError(f"The image {str(p)!r} has NaN or infinite pixels.")
+    return image
 
 
 def read_dicom(path: str | Path) -> NDArray[np.float32]:
     """Decode a single-frame grayscale DICOM and apply its modality and VOI transforms."""
     import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
     try:
         ds = pydicom.dcmread(path)
@@ -70,6 +76,10 @@ def read_png(path: str | Path) -> NDArray[np.float32]:
         with Image.open(path) as image:
             mode = image.mode
             pixels = np.asarray(image)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(
+            f"The PNG file {str(path)!r} is too large to decode safely ({exc})."
+        ) from exc
     except (OSError, UnidentifiedImageError) as exc:
         raise ImageError(f"The PNG file {str(path)!r} cannot be read ({exc}).") from exc
     if pixels.ndim != 2:
@@ -88,4 +98,4 @@ def read_npy(path: str | Path) -> NDArray[np.float32]:
             f"The array file {str(path)!r} must hold a 2-D numeric image; got shape "
             f"{array.shape} and dtype {array.dtype}."
         )
-    return array.astype(np.float32)
+    return np.asarray(array, dtype=np.float32)

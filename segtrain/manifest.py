@@ -86,4 +86,12 @@ def lesion_boxes(df: pd.DataFrame) -> np.ndarray:
     """The lesion box of each row as (n, 4) floats, NaN where none is given."""
     if not all(c in df for c in BOX_COLUMNS):
         return np.full((len(df), 4), np.nan)
-    return df[list(BOX_COLUMNS)].to_numpy(dtype=float)
+    for column in BOX_COLUMNS:
+        values = pd.to_numeric(df[column], errors="coerce")
+        bad = df[column][values.isna() & df[column].notna()]
+        if len(bad):
+            raise InputError(
+                f"Column {column!r} of the manifest must hold numbers (pixels); got "
+                f"{_listed(list(bad.astype(str).unique()))}."
+            )
+    return np.asarray(df[list(BOX_COLUMNS)].apply(pd.to_numeric), dtype=float)

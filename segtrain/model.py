@@ -34,6 +34,17 @@ def backbone_output_size(height: int, width: int) -> tuple[int, int]:
     return size[0] - 1, size[1] - 1
 
 
+def min_image_side() -> int:
+    """The smallest image height (or width) the backbone gives a feature map of."""
+    side = 2
+    while backbone_output_size(side, side)[0] < 1:
+        side += 1
+    return side
+
+
+MIN_SIDE = min_image_side()  # 190
+
+
 class Backbone(nn.Module):
     """VGG-like feature extractor: (B, 1, H, W) -> (B, 5, h, w)."""
 
@@ -60,7 +71,8 @@ class Backbone(nn.Module):
         self.features = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+        out: torch.Tensor = self.features(x)
+        return out
 
 
 class Head(nn.Module):
@@ -70,7 +82,10 @@ class Head(nn.Module):
         super().__init__()
         pool = tuple(min(5, s) for s in feature_size)
         self.pool = nn.MaxPool2d(pool, stride=pool)
-        kernel = tuple((s - p) // p + 1 for s, p in zip(feature_size, pool, strict=True))
+        kernel = (
+            (feature_size[0] - pool[0]) // pool[0] + 1,
+            (feature_size[1] - pool[1]) // pool[1] + 1,
+        )
         c16, c8 = _channels(16, width), _channels(8, width)
         self.deep = nn.Sequential(
             nn.BatchNorm2d(5),
@@ -87,7 +102,8 @@ class Head(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         pooled = self.pool(features)
-        return (self.deep(pooled) + self.shallow(pooled)).flatten(1)
+        logits: torch.Tensor = (self.deep(pooled) + self.shallow(pooled)).flatten(1)
+        return logits
 
 
 class Classifier(nn.Module):
@@ -97,10 +113,14 @@ class Classifier(nn.Module):
         super().__init__()
         feature_size = backbone_output_size(*image_size)
         if min(feature_size) < 1:
-            raise ValueError(f"Images of {image_size} are too small for the backbone.")
+            raise ValueError(
+                f"Images of {image_size} are too small for the backbone: each side must be at "
+                f"least {MIN_SIDE} pixels."
+            )
         self.image_size = image_size
         self.backbone = Backbone(width)
         self.head = Head(feature_size, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        logits: torch.Tensor = self.head(self.backbone(x))
+        return logits

@@ -1,7 +1,9 @@
 """``segtrain predict``: a checkpoint's EMA model scores a manifest; writes the predictions file.
 
 The output follows the predictions contract (image_id, model, label, score, patient_id, segment
-columns) and feeds ``segeval report`` directly.
+columns) and feeds ``segeval report`` directly. ``split`` picks the rows of one side: from the
+manifest's ``split`` column, or, for ``train``/``val``, from the run's ``split.parquet`` beside
+the checkpoint's folder.
 """
 
 from __future__ import annotations
@@ -14,13 +16,19 @@ import torch
 from torch.utils.data import DataLoader
 
 from segeval.io import write_csv, write_parquet
+from segeval.validation import InputError
 from segtrain.checkpoint import load_checkpoint
-from segtrain.config import TrainConfig
+from segtrain.config import DEVICE
 from segtrain.dataset import ManifestDataset
 from segtrain.distributed import Context
+from segtrain.inference import evaluate, prediction_frame
 from segtrain.manifest import read_manifest
 from segtrain.model import Classifier
-from segtrain.train import evaluate, prediction_frame
+from segtrain.rundir import config_of
+from segtrain.selection import parse_segment_names, rows_of
+
+SPLITS = ("all", "train", "val", "test")
+SUFFIXES = (".parquet", ".csv")
 
 
 def predict(
@@ -32,21 +40,65 @@ def predict(
     device: str = "auto",
     batch_size: int = 32,
     workers: int = 0,
+    split: str = "all",
+    segments: str | None = None,
 ) -> pd.DataFrame:
-    """Score every image of ``manifest`` with the EMA weights of ``checkpoint``."""
+    """Score the images of ``manifest`` (those of ``split`` and ``segments``) with the EMA
+    weights of ``checkpoint``; write them to ``out`` (.parquet or .csv) and return them."""
+    if Path(out).suffix.lower() not in SUFFIXES:
+        raise InputError(f"--out must end in .parquet or .csv; got {str(out)!r}.")
+    if split not in SPLITS:
+        raise InputError(f"--split must be one of {', '.join(SPLITS)}; got {split!r}.")
+    ctx = Context(0, 1, _device(device))
     state = load_checkpoint(checkpoint)
-    config = TrainConfig(**state["config"])
-    df, _ = read_manifest(manifest)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    ctx = Context(0, 1, torch.device(device))
+    config = config_of(state, Path(checkpoint))
     model = Classifier((config.image_height, config.image_width), config.width)
-    model.load_state_dict(state["ema"]["module"])
-    model.to(ctx.device)
+    try:
+        model.load_state_dict(state["ema"]["module"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise InputError(
+            f"The checkpoint {str(checkpoint)!r} does not hold the weights its config describes."
+        ) from exc
+    df, seg = read_manifest(manifest, config.segment_by if segments else None)
+    keep = _split_rows(df, split, Path(checkpoint))
+    if segments:
+        assert seg is not None
+        keep = keep & rows_of(seg, parse_segment_names(segments, seg, "--segments"))
+    df = df[keep].reset_index(drop=True)
+    if df.empty:
+        raise InputError(f"No image of {str(manifest)!r} is in --split {split} and --segments.")
     dataset = ManifestDataset(
         df, Path(manifest).parent, height=config.image_height, width=config.image_width
     )
-    scores = evaluate(model, DataLoader(dataset, batch_size=batch_size, num_workers=workers), ctx)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    scores = evaluate(model.to(ctx.device), loader, ctx)
     preds = prediction_frame(df, np.clip(scores, 0, 1), model_name, config.segment_by)
     (write_csv if str(out).lower().endswith(".csv") else write_parquet)(out, preds)
     return preds
+
+
+def _device(device: str) -> torch.device:
+    if not DEVICE.fullmatch(device):
+        raise InputError(f"--device must be auto, cpu, cuda or cuda:N; got {device!r}.")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device} was asked for, but no CUDA device is available.")
+    return torch.device(device)
+
+
+def _split_rows(df: pd.DataFrame, split: str, checkpoint: Path) -> np.ndarray:
+    """Whether each row is in ``split``."""
+    if split == "all":
+        return np.ones(len(df), dtype=bool)
+    if "split" in df:
+        return (df["split"].astype(str) == split).to_numpy()
+    saved = checkpoint.parent.parent / "split.parquet"
+    if split == "test" or not saved.is_file():
+        raise InputError(
+            f"--split {split} needs a 'split' column in the manifest"
+            + ("" if split == "test" else f" or the run's {str(saved)!r}")
+            + "."
+        )
+    sides = pd.read_parquet(saved).set_index("image_id")["split"]
+    return df["image_id"].map(sides).eq(split).to_numpy()

@@ -3,17 +3,26 @@
 Every image of a manifest is read, preprocessed and saved as a float16 ``.npy`` of the final
 size beside a small JSON of what the preprocessing did; a new manifest points at the arrays and
 carries lesion boxes in their new pixels and each image's background value. Work is spread over
-worker processes with a progress bar. Each file is written atomically, so an interrupted run
-resumes where it stopped: images whose array and JSON exist are not redone.
+worker processes (which die with the parent) with a progress bar. Each file is written
+atomically, so an interrupted run resumes where it stopped: images whose array and JSON exist,
+made with the same parameters, are not redone.
+
+``OUT/prepare.json`` records the parameters (size, target mean, preprocessing version). A run
+with other parameters first removes ``OUT/manifest.csv``, then recomputes every image, so no
+manifest ever points at arrays of two sizes.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
+import math
+import multiprocessing
+import os
 import re
+import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,40 +30,64 @@ import numpy as np
 import pandas as pd
 
 from segeval.io import atomic_write, write_csv, write_text
+from segeval.validation import InputError
 from segtrain.images import read_image
 from segtrain.manifest import BOX_COLUMNS, lesion_boxes, read_manifest
+from segtrain.model import MIN_SIDE
 from segtrain.preprocess import HEIGHT, TARGET_MEAN, WIDTH, preprocess
 
 ARRAYS = "arrays"
+# Bump when the preprocessing changes what it writes: caches of older versions are recomputed.
+VERSION = 2
+PARAMS = "prepare.json"
 
 
 def array_name(image_id: str) -> str:
-    """A file-system-safe, collision-free file stem for an image id."""
+    """A file-system-safe, collision-free file stem for an image id (dots included)."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", image_id)[:80]
     return f"{safe}-{hashlib.sha1(image_id.encode()).hexdigest()[:8]}"
 
 
-def _prepare_one(job: tuple[str, str, tuple[float, ...], str, int, int, float]) -> dict[str, Any]:
-    source, image_id, box, out_dir, height, width, target_mean = job
-    stem = Path(out_dir) / ARRAYS / array_name(image_id)
-    meta_path = stem.with_suffix(".json")
-    if meta_path.is_file() and stem.with_suffix(".npy").is_file():
-        return dict(json.loads(meta_path.read_text()))
-    result = preprocess(read_image(source), height=height, width=width, target_mean=target_mean)
-    mapped = result.map_box(box) if not np.isnan(box).any() else (np.nan,) * 4
+def _prepare_one(job: tuple[str, str, tuple[float, ...], str, dict[str, Any]]) -> dict[str, Any]:
+    source, image_id, box, out_dir, params = job
+    # Suffixes are appended, never substituted: an id like 1.2.840.113619.0 has dots.
+    stem = str(Path(out_dir) / ARRAYS / array_name(image_id))
+    meta_path, array_path = Path(stem + ".json"), Path(stem + ".npy")
+    if meta_path.is_file() and array_path.is_file():
+        meta = dict(json.loads(meta_path.read_text()))
+        if meta.get("params") == params and meta.get("image_id") == image_id:
+            return meta
+    result = preprocess(
+        read_image(source),
+        height=params["height"],
+        width=params["width"],
+        target_mean=params["target_mean"],
+    )
+    x0, y0, x1, y1 = box
+    mapped = result.map_box((x0, y0, x1, y1)) if not np.isnan(box).any() else (np.nan,) * 4
     meta = {
         "image_id": image_id,
+        "params": params,
         "background": result.background,
         "flipped": result.flipped,
         "breast_fraction": float(result.mask.mean()),
         **{c: (None if np.isnan(v) else v) for c, v in zip(BOX_COLUMNS, mapped, strict=True)},
     }
-    atomic_write(
-        stem.with_suffix(".npy"),
-        lambda tmp: np.save(tmp.open("wb"), result.image.astype(np.float16)),
-    )
+    atomic_write(array_path, lambda tmp: np.save(tmp.open("wb"), result.image.astype(np.float16)))
     write_text(meta_path, json.dumps(meta))  # last: its presence marks the image as done
     return meta
+
+
+def check_parameters(height: int, width: int, target_mean: float) -> dict[str, Any]:
+    """The parameters as recorded; InputError naming the flag of a bad one."""
+    if min(height, width) < MIN_SIDE:
+        raise InputError(
+            f"--height {height} --width {width} is too small for the model: each side must be "
+            f"at least {MIN_SIDE} pixels."
+        )
+    if not math.isfinite(target_mean) or not 0 < target_mean < 1:
+        raise InputError(f"--target-mean must be a number in (0, 1); got {target_mean!r}.")
+    return {"version": VERSION, "height": height, "width": width, "target_mean": target_mean}
 
 
 def prepare(
@@ -71,28 +104,19 @@ def prepare(
 
     ``progress(done, total)`` is called as images complete (``done`` of them this time).
     """
+    params = check_parameters(height, width, target_mean)
     manifest, _ = read_manifest(manifest_path)
-    out = Path(out)
-    (out / ARRAYS).mkdir(parents=True, exist_ok=True)
-    root = Path(manifest_path).parent
     boxes = lesion_boxes(manifest)
+    out = Path(out)
+    _start(out, params)
+    root = Path(manifest_path).parent
     jobs = [
-        (str(root / p), str(i), tuple(b), str(out), height, width, target_mean)
+        (str(root / p), str(i), tuple(b), str(out), params)
         for p, i, b in zip(manifest["path"], manifest["image_id"], boxes, strict=True)
     ]
-    results: list[dict[str, Any]] = []
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            for meta in pool.map(_prepare_one, jobs, chunksize=8):
-                results.append(meta)
-                if progress:
-                    progress(1, len(jobs))
-    else:
-        for job in jobs:
-            results.append(_prepare_one(job))
-            if progress:
-                progress(1, len(jobs))
-    meta = pd.DataFrame(results).set_index("image_id").loc[manifest["image_id"].astype(str)]
+    results = _run(jobs, workers, progress)
+    ids = manifest["image_id"].astype(str).tolist()
+    meta = pd.DataFrame(results).set_index("image_id").loc[ids]
     prepared = manifest.drop(columns=[c for c in BOX_COLUMNS if c in manifest]).copy()
     prepared["path"] = [f"{ARRAYS}/{array_name(str(i))}.npy" for i in manifest["image_id"]]
     for column in (*BOX_COLUMNS, "background", "flipped", "breast_fraction"):
@@ -100,3 +124,52 @@ def prepare(
     prepared["height"], prepared["width"] = height, width
     write_csv(out / "manifest.csv", prepared)
     return prepared
+
+
+def _start(out: Path, params: dict[str, Any]) -> None:
+    """Record the parameters; a cache made with others loses its manifest first."""
+    (out / ARRAYS).mkdir(parents=True, exist_ok=True)
+    recorded = out / PARAMS
+    previous = json.loads(recorded.read_text()) if recorded.is_file() else None
+    if previous != params:
+        (out / "manifest.csv").unlink(missing_ok=True)
+        write_text(recorded, json.dumps(params, indent=2))
+
+
+def _run(
+    jobs: list[tuple[str, str, tuple[float, ...], str, dict[str, Any]]],
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    if workers <= 1:
+        for job in jobs:
+            results.append(_prepare_one(job))
+            if progress:
+                progress(1, len(jobs))
+        return results
+    pool = multiprocessing.get_context("fork").Pool(
+        workers, initializer=_worker_init, initargs=(os.getpid(),)
+    )
+    try:
+        for meta in pool.imap(_prepare_one, jobs, chunksize=8):
+            results.append(meta)
+            if progress:
+                progress(1, len(jobs))
+        pool.close()
+    finally:
+        pool.terminate()  # on error or Ctrl-C, stop the workers now; finished files are kept
+        pool.join()
+    return results
+
+
+def _worker_init(parent: int) -> None:
+    """Make a pool worker die with its parent, and leave Ctrl-C to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass  # not Linux: the pool's own clean-up applies
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)

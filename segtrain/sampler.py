@@ -3,17 +3,22 @@
 Use it as ``DataLoader(dataset, batch_sampler=PeriodicBatchSampler(...), num_workers=...)``. It is
 infinite (training counts steps, not epochs). The index stream is computed in numpy by
 :class:`segtrain.sampling.IndexStream`; this class only cuts it into batches for one rank.
+
+A DataLoader with workers draws batches ahead of the training loop (``prefetch_factor`` per
+worker), so the sampler's own count runs ahead of what was trained on. Iterate the loader
+through :meth:`PeriodicBatchSampler.track`: the state then records the batches the loop has
+*consumed*, and a resumed run continues with exactly the next one.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
-from torch.utils.data import Sampler
+from torch.utils.data import BatchSampler, Sampler
 
 from segeval import Segments
 from segeval.segments import as_segments
@@ -21,9 +26,10 @@ from segeval.validation import InputError, check_labels
 from segtrain.sampling import IndexStream, Strategy
 
 STATE_VERSION = 1
+T = TypeVar("T")
 
 
-class PeriodicBatchSampler(Sampler[list[int]]):
+class PeriodicBatchSampler(BatchSampler):
     """Endless batches of sample indices drawn by a sampling strategy.
 
     Parameters
@@ -43,6 +49,9 @@ class PeriodicBatchSampler(Sampler[list[int]]):
         would hand some ranks single-label batches, since labels alternate along the stream.)
     segment : str, optional
         The DS of ``single-segment``.
+
+    It is a :class:`torch.utils.data.BatchSampler`, so frameworks that inspect batch samplers
+    (Lightning) accept it; it has no length, being endless.
     """
 
     def __init__(
@@ -74,7 +83,10 @@ class PeriodicBatchSampler(Sampler[list[int]]):
         self.batch_size = int(batch_size)
         self.rank = int(rank)
         self.world_size = int(world_size)
-        self.next_batch = 0
+        self.drop_last = False  # BatchSampler's attributes; batches are always full
+        self.sampler = _Indices(self)
+        self.next_batch = 0  # the next batch the training loop will consume (the state)
+        self._tracked = False
         codes = segments.codes
         digest = hashlib.sha256()
         for part in (
@@ -95,14 +107,34 @@ class PeriodicBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         # Compute ~64k indices at a time: numpy's per-call cost is then negligible per index.
         chunk = max(1, 65536 // self.batch_size)
+        cursor = self.next_batch
         while True:
-            block = self.batches(self.next_batch, chunk).tolist()
+            block = self.batches(cursor, chunk).tolist()
             for batch in block:
-                self.next_batch += 1
+                cursor += 1
+                if not self._tracked:  # iterated directly: what is yielded is consumed
+                    self.next_batch = cursor
                 yield batch
 
+    def __len__(self) -> int:
+        raise TypeError("PeriodicBatchSampler is endless: count steps, not batches.")
+
+    def track(self, loader: Iterable[T]) -> Iterator[T]:
+        """Iterate ``loader`` (built on this sampler), counting the batches the loop consumes.
+
+        Examples
+        --------
+        >>> for images, labels in sampler.track(loader):  # doctest: +SKIP
+        ...     train_step(images, labels)
+        ...     state = sampler.state_dict()  # resumes after the batch just trained on
+        """
+        self._tracked = True
+        for batch in loader:
+            self.next_batch += 1
+            yield batch
+
     def state_dict(self) -> dict[str, Any]:
-        """Where the sampler stands: the next batch to yield, and what stream it belongs to."""
+        """Where the sampler stands: the next batch to consume, and what stream it belongs to."""
         return {
             "version": STATE_VERSION,
             "next_batch": self.next_batch,
@@ -126,3 +158,16 @@ class PeriodicBatchSampler(Sampler[list[int]]):
                 f"Sampler state next_batch must be an integer >= 0; got {next_batch!r}."
             )
         self.next_batch = next_batch
+
+
+class _Indices(Sampler[int]):
+    """The sample indices of a :class:`PeriodicBatchSampler`, one at a time (``.sampler``)."""
+
+    def __init__(self, batches: PeriodicBatchSampler) -> None:
+        self.batches = batches
+
+    def __iter__(self) -> Iterator[int]:
+        cursor = self.batches.next_batch
+        while True:
+            yield from self.batches.batches(cursor, 1)[0].tolist()
+            cursor += 1

@@ -46,11 +46,11 @@ class _FreeSlots:
     def __len__(self) -> int:
         return self.free.size - self.taken.size
 
-    def rank(self, x: NDArray[np.int64]) -> NDArray[np.int64]:
+    def rank(self, x: np.ndarray) -> np.ndarray:
         """Number of free slots < x, i.e. the rank of the first free slot >= x."""
         return np.searchsorted(self.free, x) - np.searchsorted(self.taken, x)
 
-    def take(self, ranks: NDArray[np.int64]) -> NDArray[np.int64]:
+    def take(self, ranks: np.ndarray) -> np.ndarray:
         """Remove and return the free slots of the given ranks (sorted, distinct)."""
         # The k-th removed slot has (taken_pos[k] - k) free slots before it.
         before = self.taken_pos - np.arange(self.taken_pos.size, dtype=self.taken_pos.dtype)
@@ -63,7 +63,7 @@ class _FreeSlots:
             self.free = np.delete(self.free, self.taken_pos)
             self.taken = self.taken[:0]
             self.taken_pos = self.taken_pos[:0]
-        return slots
+        return np.asarray(slots)
 
 
 def build_pattern(n_min: ArrayLike) -> NDArray[np.int32]:
@@ -103,7 +103,7 @@ def build_pattern(n_min: ArrayLike) -> NDArray[np.int32]:
         # this DS: a running maximum of (rank - j), shifted back by j.
         ranks = (np.maximum.accumulate(free.rank(wanted) - j) + j).astype(dtype)
         size = len(free)
-        past_end = ranks >= size
+        past_end = np.greater_equal(ranks, size)
         if past_end.any():
             # Wrapping around: the overflow takes the lowest ranks this DS has not used.
             kept = ranks[~past_end]

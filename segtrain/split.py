@@ -34,6 +34,16 @@ def split_patients(
         bad = sorted(set(split) - set(SPLITS))
         if bad:
             raise InputError(f"Column 'split' must hold train, val or test; got {bad[:5]}.")
+        sides = split.groupby(manifest["patient_id"].astype(str).to_numpy()).nunique()
+        shared = sorted(sides.index[sides > 1])
+        if shared:
+            listed = ", ".join(shared[:10]) + (
+                f" and {len(shared) - 10} more" if len(shared) > 10 else ""
+            )
+            raise InputError(
+                f"Column 'split' puts {len(shared)} patient(s) on more than one side: {listed}; "
+                f"all images of a patient must be on one side."
+            )
         return split
     if not 0 < val_fraction < 1:
         raise InputError(f"val_fraction must be in (0, 1); got {val_fraction!r}.")

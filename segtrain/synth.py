@@ -89,7 +89,7 @@ def _tissue(rng: np.random.Generator, shape: tuple[int, int]) -> NDArray[np.floa
     coarse = ndimage.gaussian_filter(rng.normal(size=shape), h / 25)
     fine = ndimage.gaussian_filter(rng.normal(size=shape), h / 120)
     texture = coarse / (coarse.std() + 1e-9) + 0.5 * fine / (fine.std() + 1e-9)
-    return 0.45 + 0.08 * texture
+    return np.asarray(0.45 + 0.08 * texture, dtype=np.float64)
 
 
 def _lesion(
@@ -183,6 +183,7 @@ def write_dicom(path: Path, image: SynthImage, *, manufacturer: str, compress: s
     """A Digital Mammography DICOM with its device's bit depth, window and photometry."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import (
+        UID,
         ExplicitVRLittleEndian,
         JPEG2000Lossless,
         RLELossless,
@@ -191,7 +192,7 @@ def write_dicom(path: Path, image: SynthImage, *, manufacturer: str, compress: s
 
     device = DEVICES[manufacturer]
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"  # Digital Mammography X-Ray
+    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.1.2")  # Digital Mammography
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()

@@ -26,7 +26,8 @@ def test_prevalence_imbalance_is_flagged_with_numbers():
     seg = ["A"] * 100 + ["B"] * 100
     (warning,) = audit_data(y, seg, min_positives=1).warnings
     assert warning.startswith(
-        "Prevalence differs across segments: 40.0% in A against 5.0% in B (8.0x; chi-square p = "
+        "Prevalence differs across segments: 40.0% in A against 5.0% in B "
+        "(8.0 times as high; chi-square p = "
     )
 
 
@@ -49,3 +50,10 @@ def test_few_positives_and_shared_patients():
         "not independent across segments.",
     )
     assert audit_data(y, seg, patients=patients).table.patients.tolist() == [3, 4, 6]
+
+
+def test_a_segment_without_positives_is_named_not_called_infinitely_rarer():
+    labels = [1] * 40 + [0] * 60 + [0] * 100
+    audit = audit_data(labels, ["A"] * 100 + ["B"] * 100, min_positives=1)
+    (warning,) = [w for w in audit.warnings if w.startswith("Prevalence")]
+    assert "no malignant image in B" in warning and "infinitely" not in warning

@@ -44,8 +44,9 @@ class Evil:
 
 def test_weights_only_refuses_code(tmp_path):
     torch.save({"schema_version": 1, "x": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(InputError, match="cannot be read"):
+    with pytest.raises(InputError, match="is not a trusted segtrain checkpoint") as caught:
         load_checkpoint(tmp_path / "evil.pt")
+    assert "weights_only=False" not in str(caught.value)  # never advise turning it off
 
 
 def test_model_mismatch_is_named():

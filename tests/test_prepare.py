@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +15,7 @@ from segtrain.prepare import prepare
 from segtrain.preprocess import preprocess
 from segtrain.synth import make_dataset
 
-H, W = 96, 72
+H, W = 192, 190  # the model's minimum side is 190
 
 
 @pytest.fixture(scope="module")
@@ -67,5 +70,42 @@ def test_dataset_reads_raw_and_prepared_alike(raw, tmp_path):
         assert a.shape == (1, H, W) and a.dtype == b.dtype
         assert (label_a, index_a) == (label_b, index_b) == (int(prepared.label[k]), k)
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-3)
-    with pytest.raises(ValueError, match=r"expected \(48, 72\)"):
+    with pytest.raises(ValueError, match=r"expected \(48, 190\)"):
         ManifestDataset(prepared, tmp_path / "cache", height=48, width=W)[0]
+
+
+def test_dotted_image_ids_get_one_array_each(raw, tmp_path):
+    # DICOM UIDs: a suffix substituted at the last dot would map all of them to one file.
+    manifest = pd.read_csv(raw / "manifest.csv").head(8)
+    manifest["image_id"] = [f"1.2.840.113619.{k}" for k in range(8)]
+    manifest["path"] = [str(raw / p) for p in manifest.path]
+    manifest.to_csv(tmp_path / "dotted.csv", index=False)
+    prepared = prepare(tmp_path / "dotted.csv", tmp_path / "cache", height=H, width=W, workers=2)
+    assert prepared.path.nunique() == 8
+    for k in range(8):
+        got = np.load(tmp_path / "cache" / prepared.path[k])
+        expected = preprocess(read_image(manifest.path[k]), height=H, width=W).image
+        np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+def test_another_size_recomputes_and_never_mixes(raw, tmp_path):
+    out = tmp_path / "cache"
+    prepare(raw / "manifest.csv", out, height=H, width=W)
+    again = prepare(raw / "manifest.csv", out, height=H + 8, width=W)
+    shapes = {np.load(out / p).shape for p in again.path}
+    assert shapes == {(H + 8, W)}
+    assert set(pd.read_csv(out / "manifest.csv").height) == {H + 8}
+    assert json.loads((out / "prepare.json").read_text())["height"] == H + 8
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"target_mean": float("nan")}, "--target-mean must be a number in (0, 1); got nan"),
+        ({"height": 64}, "--height 64 --width 190 is too small for the model: each side must be"),
+    ],
+)
+def test_bad_parameters_are_refused_before_anything_is_written(raw, tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        prepare(raw / "manifest.csv", tmp_path / "cache", **({"height": H, "width": W} | kwargs))
+    assert not (tmp_path / "cache").exists()

@@ -6,16 +6,30 @@ import json
 import re
 from html.parser import HTMLParser
 
+import markupsafe
 import numpy as np
 import pandas as pd
 import pytest
 
 import segeval as se
 from segeval.evaluation import evaluate
-from segeval.report import fmt, pct, write_report
+from segeval.io import to_jsonable
+from segeval.report import fmt, pct, pval, signed, write_report
 from segeval.synthetic import make_predictions
 
-SECTIONS = ("diagnostics", "data", "metrics", "comparison", "roc", "sync", "scores", "training")
+SECTIONS = (
+    "scorecard",
+    "warnings",
+    "diagnostics",
+    "data",
+    "metrics",
+    "comparison",
+    "roc",
+    "sync",
+    "scores",
+    "training",
+    "provenance",
+)
 
 
 class Tables(HTMLParser):
@@ -39,6 +53,8 @@ class Tables(HTMLParser):
             self.tables[-1].append([])
         elif tag in ("td", "th"):
             self._cell = []
+        elif tag == "span" and self._cell is not None:
+            self._cell.append(" ")  # a CI or p-value on its own line reads as its own word
 
     def handle_endtag(self, tag):
         if tag in ("td", "th") and self._cell is not None:
@@ -124,21 +140,63 @@ def test_metric_tables_show_the_json_numbers(report):
 def test_comparison_table_shows_the_json_numbers(report):
     _, data, page, _ = report
     (table,) = [t for t in page.tables if t[0][:2] == ["segment", "method"]]
+    assert "baseline" not in table[0][2]  # one baseline for all: named once, not on every row
     shown = {(row[0], row[1]): row for row in table[1:]}
     assert len(shown) == len(data["comparisons"]) == 2 * 6
+    assert [row[0] for row in table[1:3]] == ["global", "global"]  # the whole set first
+    flagged = {r["model"] for r in data["scorecard"] if r["segment_bias_test"]}
     for r in data["comparisons"]:
         row = shown[("global" if r["segment"] == "__global__" else r["segment"], r["model"])]
-        assert (
-            row[3] == f"{fmt(r['auc_baseline'])} ({fmt(r['auc_baseline_ci_low'])}, "
+        ci = f"({signed(r['delta_ci_low'])}, {signed(r['delta_ci_high'])})"
+        assert row[2] == f"{signed(r['delta_auc'])} {ci}"
+        bias = " segment-biased (test)" if r["model"] in flagged and row[0] == "global" else ""
+        assert row[3] == f"{r['verdict_holm']} {pval(r['p_holm'])}{bias}"
+        assert row[4] == f"{r['verdict']} {pval(r['p_value'])}"
+        assert row[5] == f"{fmt(r['auc'])} ({fmt(r['auc_ci_low'])}, {fmt(r['auc_ci_high'])})"
+        assert row[6] == (
+            f"{fmt(r['auc_baseline'])} ({fmt(r['auc_baseline_ci_low'])}, "
             f"{fmt(r['auc_baseline_ci_high'])})"
         )
-        assert (
-            row[5] == f"{fmt(r['delta_auc'])} ({fmt(r['delta_ci_low'])}, {fmt(r['delta_ci_high'])})"
+        assert row[7] == f"{pval(r['p_value_bootstrap'])} {pval(r['p_value_delong'])}"
+
+
+def test_scorecard_shows_the_json_numbers(report):
+    ev, data, page, _ = report
+    (table,) = [t for t in page.tables if t[0][0] == "model"]
+    assert data["scorecard"] == to_jsonable(ev.scorecard)
+    assert [row[0].split()[0] for row in table[1:]] == data["models"]
+    for row, r in zip(table[1:], data["scorecard"], strict=True):
+        assert row[1] == f"{fmt(r['auc'])} ({fmt(r['auc_ci_low'])}, {fmt(r['auc_ci_high'])})"
+        if r["baseline"] is None:
+            assert row[2] == "the baseline"
+            continue
+        ci = f"({signed(r['delta_ci_low'])}, {signed(r['delta_ci_high'])})"
+        assert row[2] == f"{signed(r['delta_auc'])} {ci}"
+        assert row[3].startswith(f"{r['verdict_holm']} p Holm {pval(r['p_holm'])}")
+        bias = [r["segment_bias_validation"], r["segment_bias_test"]]
+        assert row[4] == " / ".join(
+            "no run" if b is None else "flagged" if b else "no" for b in bias
         )
-        assert row[6:10] == [
-            fmt(r[k], 4) for k in ("p_value", "p_holm", "p_value_bootstrap", "p_value_delong")
-        ]
-        assert row[10] == r["verdict"] and row[11] == r["verdict_holm"]
+        better, worse, n = (r[f"n_segments_{k}"] for k in ("better", "worse", "compared"))
+        assert row[5] == f"{better} / {worse} of {n}"
+        worst = f"{r['worst_segment']} {signed(r['worst_delta_auc'])}, {r['worst_verdict_holm']}"
+        assert row[6] == worst
+        assert row[7] == f"{fmt(r['op_spread_max'])} at t = {r['op_spread_threshold']}"
+
+
+def test_scorecard_counts_the_holm_verdicts(report):
+    ev, _, _, _ = report
+    card = ev.scorecard.set_index("model")
+    for model, rows in ev.comparisons[ev.comparisons.segment != "__global__"].groupby("model"):
+        assert card.n_segments_worse[model] == (rows.verdict_holm == "significant decrease").sum()
+        assert card.n_segments_better[model] == (rows.verdict_holm == "significant increase").sum()
+        assert card.worst_delta_auc[model] in set(rows.delta_auc)
+        whole = ev.metrics[(ev.metrics.model == model) & (ev.metrics.segment == "__global__")]
+        assert card.auc[model] == whole.auc.iloc[0]
+    assert card.baseline.isna()["single_segment"]
+    # bal_labels trains on the segment: flagged on the test set; runs named by the model only
+    assert card.segment_bias_test["bal_labels"] and not card.segment_bias_test["periodic"]
+    assert card.segment_bias_validation.isna().all()
 
 
 def test_data_and_spread_tables_show_the_json_numbers(report):
@@ -168,14 +226,35 @@ def test_page_is_self_contained(report):
     assert "<script" not in html
 
 
-def test_significant_increases_are_bold_and_diagnostics_flag_the_shortcut(report):
+def test_colours_follow_holm_and_data_warnings_appear_once(report):
     _, data, _, tmp = report
     html = (tmp / "report.html").read_text()
-    increases = [r for r in data["comparisons"] if r["verdict"] == "significant increase"]
-    assert html.count('<tr class="increase">') == len(increases)
+    rows = [*data["comparisons"], *[r for r in data["scorecard"] if r["verdict_holm"]]]
+    for kind in ("increase", "decrease"):
+        holm = [r for r in rows if r["verdict_holm"] == f"significant {kind}"]
+        assert len(re.findall(f'<tr class="{kind}[ "]', html)) == len(holm)
     flagged = {d["model"]: d["suspicious"] for d in data["diagnostics"]}
     assert flagged["bal_labels"] is True and flagged["periodic"] is False
     assert "Suspiciously good global metrics" in html
+    for warning in data["data"]["warnings"]:
+        assert html.count(str(markupsafe.escape(warning))) == 1
+
+
+def test_p_values_below_the_fourth_decimal_are_not_zero():
+    assert pval(3e-8) == "< 0.0001" and pval(0.00012) == "0.0001" and pval(0.5) == "0.5000"
+    assert pval(float("nan")) == "undefined"
+    assert signed(-0.054) == "−0.054" and signed(0.08) == "+0.080"
+
+
+def test_header_and_json_carry_the_provenance(report):
+    _, data, _, tmp = report
+    html = (tmp / "report.html").read_text()
+    prov = data["provenance"]
+    assert prov["segeval_version"] == se.__version__ and prov["date"] in html
+    runs = [f for f in prov["inputs"] if f["role"] == "training run"]
+    assert len(runs) == 2 and all(len(f["sha256"]) == 64 and f["rows"] == 9 for f in runs)
+    assert all(f["sha256"] in html for f in runs)
+    assert data["settings"]["n_boot"] == 60
 
 
 def test_csv_tables_match_the_json(report):
@@ -220,7 +299,13 @@ def test_one_class_segment_renders_undefined_with_reason(tmp_path):
     with pytest.warns(se.UndefinedMetricWarning, match="Segment S2 has no malignant images"):
         ev = evaluate(preds, segment_by="site", baseline="A", n_boot=20)
     html = write_report(ev, tmp_path / "r.html")[0].read_text()
-    assert "Segment S2 has no malignant images (label 1): its WLL and AUC are undefined" in html
+    page = Tables()
+    page.feed(html)
+    reason = "Segment S2 has no malignant images (label 1): its WLL and AUC are undefined."
+    for table in metric_tables(page):
+        (row,) = [r for r in table if r[0] == "S2"]
+        assert row[5:] == [f"undefined: {reason}"]  # said once, with the reason
+    assert "y_true" not in html
     data = json.loads((tmp_path / "r.json").read_text())
     s2 = next(r for r in data["metrics"] if r["segment"] == "S2")
     assert s2["auc"] is None  # NaN is written as null, never as an invalid JSON token
@@ -240,3 +325,11 @@ def test_five_hundred_segments_render(tmp_path):
     assert html.count("site499") >= 3
     assert out.stat().st_size < 5_000_000
     assert re.search(r'class="scroll"', html)  # long tables scroll instead of stretching
+
+
+def test_scorecard_says_undefined_when_no_spread_can_be_measured(tmp_path):
+    ev = evaluate(tiny_preds(["S1"]), segment_by="site", baseline="A", n_boot=20)
+    assert ev.scorecard.op_spread_max.isna().all()
+    html = write_report(ev, tmp_path / "r.html")[0].read_text()
+    assert "undefined" in html and "fewer than two segments with both classes" in html
+    assert "--cluster patient_id" not in html  # no patient_id column: no hint

@@ -2,21 +2,30 @@
 
 Headless Chromium (Debian's ``chromium``, installed by ``.ci/run``) loads the page with every
 connection sent to a local proxy that records it, and with console messages logged to stderr.
-A screenshot is kept in ``test-artifacts/``. The detector itself is tested on a page that makes
-a request and logs an error, so a silent pass cannot come from a blind check.
+Screenshots are kept in ``test-artifacts/`` (the whole page, and the first screen at 1400 and 900
+px wide); the layout is measured by a script injected into a copy of the page. The detector itself
+is tested on a page that makes a request and logs an error, so a silent pass cannot come from a
+blind check.
 """
 
 from __future__ import annotations
 
+import html
 import http.server
+import json
 import os
+import re
 import shutil
 import subprocess
 import threading
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
+
 from segeval.evaluation import evaluate
-from segeval.report import write_report
+from segeval.report import fmt, pval, signed, write_report
 from segeval.synthetic import make_predictions
 
 ARTIFACTS = Path(os.environ.get("SEGEVAL_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts"))
@@ -52,7 +61,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
 
 
 def open_in_browser(
-    page: Path, tmp: Path, screenshot: Path | None = None
+    page: Path, tmp: Path, screenshot: Path | None = None, size: tuple[int, int] = (1300, 3000)
 ) -> tuple[list[str], list[str], str]:
     """Page requests (browser traffic excluded), console lines, and the rendered DOM."""
     Recorder.hits = []
@@ -75,7 +84,7 @@ def open_in_browser(
         "--proxy-bypass-list=<-loopback>",
         "--enable-logging=stderr",
         "--v=0",
-        "--window-size=1300,3000",
+        f"--window-size={size[0]},{size[1]}",
     ]
     try:
         done = subprocess.run(
@@ -125,3 +134,87 @@ def test_report_renders_offline_without_errors(tmp_path):
     assert console == []
     assert "Comparison to the baseline" in dom and dom.count("<img") >= 4 * len(ev.models)
     assert shot.stat().st_size > 10_000
+
+
+# Injected into a copy of the page (the report itself has no script): measures the layout and
+# reads the cells as the browser renders them, into <pre id="measure">.
+MEASURE = """<script>
+const box = e => e.getBoundingClientRect();
+const card = document.querySelector("table.scorecard");
+const cells = t => [...t.rows].map(r => [...r.cells].map(c => c.innerText.split(/\\s+/).join(" ")));
+const out = {
+  innerWidth: window.innerWidth,
+  clientWidth: document.documentElement.clientWidth,
+  scrollWidth: document.documentElement.scrollWidth,
+  scorecardBottom: box(card).bottom + window.scrollY,
+  verdictRight: Math.max(...[...document.querySelectorAll("td.verdict")].map(e => box(e).right)),
+  overflowing: [...document.querySelectorAll("body *")]
+    .filter(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== "visible")
+    .map(e => e.tagName + "." + e.className),
+  scorecard: cells(card),
+  comparison: cells(document.querySelector("table.comparison")),
+};
+const pre = document.createElement("pre");
+pre.id = "measure";
+pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script>"""
+
+
+def more_models(preds, n):
+    """``n`` more models: noisy copies of the synthetic ones (as many as the demo compares)."""
+    rng = np.random.default_rng(1)
+    copies = []
+    for k in range(n):
+        copy = preds[preds.model == ("periodic", "bal_labels")[k % 2]].copy()
+        copy["model"] = f"exp{k}_{copy.model.iloc[0]}"
+        copy["score"] = np.clip(copy.score + rng.normal(0, 0.05, len(copy)), 0, 1)
+        copies.append(copy)
+    return pd.concat([preds, *copies], ignore_index=True)
+
+
+@pytest.fixture(scope="module", params=[3, 8], ids=["3 models", "8 models"])
+def quick_report(tmp_path_factory, request):
+    tmp = tmp_path_factory.mktemp("quick")
+    ev = evaluate(
+        more_models(make_predictions(scale=0.2, seed=0), request.param - 3),
+        segment_by="source,manufacturer",
+        baseline="single_segment",
+        n_boot=50,
+    )
+    page = write_report(ev, tmp / "report.html")[0]
+    return page, json.loads(page.with_suffix(".json").read_text()), tmp
+
+
+@pytest.mark.parametrize("width", [1400, 900])
+def test_first_screen_shows_the_scorecard_without_sideways_scrolling(quick_report, width):
+    page, data, tmp = quick_report
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / f"report_{len(data['models'])}models_{width}.png"
+    probe = tmp / f"probe_{width}.html"
+    probe.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    _, console, dom = open_in_browser(page, tmp, screenshot=shot, size=(width, 900))
+    assert console == [] and shot.stat().st_size > 10_000
+    _, _, dom = open_in_browser(probe, tmp, size=(width, 900))
+    measured = json.loads(html.unescape(re.search(r'<pre id="measure">(.*?)</pre>', dom)[1]))
+    assert measured["innerWidth"] == width
+    assert measured["scorecardBottom"] <= 900, "the scorecard is the first screen"
+    assert measured["scrollWidth"] <= measured["clientWidth"] <= measured["innerWidth"]
+    assert measured["verdictRight"] <= measured["clientWidth"], "verdicts visible, no scroll"
+    assert measured["overflowing"] == [], "no table hides columns behind a scroll bar"
+    # What the browser shows is what report.json holds.
+    for row, r in zip(measured["scorecard"][1:], data["scorecard"], strict=True):
+        assert row[0].split()[0] == r["model"]
+        assert row[1] == f"{fmt(r['auc'])} ({fmt(r['auc_ci_low'])}, {fmt(r['auc_ci_high'])})"
+        if r["baseline"] is not None:
+            assert row[2] == f"{signed(r['delta_auc'])} ({signed(r['delta_ci_low'])}, " + (
+                f"{signed(r['delta_ci_high'])})"
+            )
+            assert row[3].startswith(f"{r['verdict_holm']} p Holm {pval(r['p_holm'])}")
+    shown = {(row[0], row[1]): row for row in measured["comparison"][1:]}
+    for r in data["comparisons"]:
+        row = shown[("global" if r["segment"] == "__global__" else r["segment"], r["model"])]
+        assert row[2] == f"{signed(r['delta_auc'])} ({signed(r['delta_ci_low'])}, " + (
+            f"{signed(r['delta_ci_high'])})"
+        )
+        assert row[3].startswith(f"{r['verdict_holm']} {pval(r['p_holm'])}")

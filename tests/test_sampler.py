@@ -78,6 +78,39 @@ def test_works_as_a_dataloader_batch_sampler_with_workers():
     assert got == expected
 
 
+def test_resume_under_a_loader_with_workers_counts_consumed_batches():
+    # Two workers prefetch 2 batches each: the sampler has yielded ~14 batches when the loop
+    # has used 10. The state must say 10, and a resumed loader must continue with batch 10.
+    y, seg = make_data()
+    kw = dict(batch_size=16, seed=3)
+    straight = take(PeriodicBatchSampler(y, seg, **kw), 25)
+    first = PeriodicBatchSampler(y, seg, **kw)
+    loader = DataLoader(Indexed(y.size), batch_sampler=first, num_workers=2)
+    head = [batch.tolist() for batch in itertools.islice(first.track(loader), 10)]
+    state = first.state_dict()
+    assert state["next_batch"] == 10
+    second = PeriodicBatchSampler(y, seg, **kw)
+    second.load_state_dict(state)
+    loader = DataLoader(Indexed(y.size), batch_sampler=second, num_workers=2)
+    tail = [batch.tolist() for batch in itertools.islice(second.track(loader), 15)]
+    assert head + tail == straight
+    assert second.state_dict()["next_batch"] == 25
+
+
+def test_is_a_batch_sampler_without_length():
+    from torch.utils.data import BatchSampler
+
+    y, seg = make_data()
+    sampler = PeriodicBatchSampler(y, seg, batch_size=4, seed=0)
+    assert isinstance(sampler, BatchSampler) and sampler.batch_size == 4 and not sampler.drop_last
+    with pytest.raises(TypeError, match="endless"):
+        len(sampler)
+    flat = list(itertools.islice(iter(sampler.sampler), 8))
+    assert flat == [
+        i for batch in take(PeriodicBatchSampler(y, seg, batch_size=4), 2) for i in batch
+    ]
+
+
 def test_state_of_another_stream_is_refused():
     y, seg = make_data()
     state = PeriodicBatchSampler(y, seg, batch_size=4, seed=1).state_dict()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -55,7 +57,13 @@ def test_report_end_to_end(tmp_path, preds_file, capsys):
     for row in data["metrics"]:
         assert f"<td>{row['auc']:.3f}</td>" in html
     for row in data["comparisons"]:
-        assert f"{row['delta_auc']:.3f} (" in html
+        assert f"{row['delta_auc']:+.3f}".replace("-", "−") + '<span class="ci">(' in html
+    # Provenance: the command line, and the predictions file with its sha256 and row count.
+    prov = data["provenance"]
+    assert prov["command"].startswith("segeval report --preds ") and prov["command"] in html
+    (source,) = prov["inputs"]
+    expected = hashlib.sha256(Path(preds_file).read_bytes()).hexdigest()
+    assert source["sha256"] == expected and source["rows"] == len(pd.read_parquet(preds_file))
 
 
 def test_console_script_runs(tmp_path, preds_file):

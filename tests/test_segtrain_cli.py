@@ -80,7 +80,7 @@ def test_plan_table_and_single_segment(capsys, manifest):
         (["--manifest", "{m}", "--segment-by", "hospital"], "Segment column 'hospital' not found"),
         (
             ["--manifest", "{m}", "--segment-by", "source", "--segment", "S9"],
-            "strategy 'single-segment' needs segment= one of S1, S2; got 'S9'.",
+            "--segment: no segment S9; known: S1, S2.",
         ),
     ],
 )
@@ -128,9 +128,9 @@ def test_synth_and_prepare(capsys, tmp_path):
         "--out",
         tmp_path / "cache",
         "--height",
-        "64",
+        "192",
         "--width",
-        "48",
+        "190",
         "--workers",
         "2",
     )

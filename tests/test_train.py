@@ -23,7 +23,7 @@ from segtrain.prepare import prepare
 from segtrain.synth import make_dataset
 from segtrain.train import fit
 
-SIZE = 224
+SIZE = 192  # just above the model's minimum of 190: fast
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -188,7 +188,7 @@ def test_two_gloo_processes_equal_one_with_the_same_global_batch(cache, tmp_path
         "8",
         "--image-size",
         f"{SIZE}x{SIZE}",
-        "--width",
+        "--model-width",
         "0.0625",
         "--workers",
         "0",
@@ -310,7 +310,7 @@ def test_bad_input(cache, tmp_path, capsys):
         "source,manufacturer",
         "--image-size",
         f"{SIZE}x{SIZE}",
-        "--width",
+        "--model-width",
         "0.0625",
         "--workers",
         "0",
@@ -318,12 +318,12 @@ def test_bad_input(cache, tmp_path, capsys):
         "cpu",
     ]
     code, err = run(*base, "--out", tmp_path / "r", "--steps", "3", "--val-every", "5")
-    assert code == 2 and "steps (3) must be at least val-every (5)" in err
+    assert code == 2 and "--steps (3) must be at least --val-every (5)" in err
     assert run(*base, "--out", tmp_path / "r", "--steps", "2", "--val-every", "2")[0] == 0
     code, err = run(*base, "--out", tmp_path / "r", "--steps", "2", "--val-every", "2")
     assert code == 2 and "is not empty; give --resume to continue that run or --overwrite" in err
     code, err = run("fit", "--resume", tmp_path / "r", "--lr", "0.5")
-    assert code == 2 and "was made with other settings: lr" in err
+    assert code == 2 and "was made with other --lr" in err
     assert (
         run(*base, "--out", tmp_path / "r", "--steps", "2", "--val-every", "2", "--overwrite")[0]
         == 0
@@ -339,7 +339,8 @@ def test_bad_input(cache, tmp_path, capsys):
         "--out",
         tmp_path / "p.parquet",
     )
-    assert code == 2 and "cannot be read" in err
+    assert code == 2 and "is not a trusted segtrain checkpoint" in err
+    assert "weights_only=False" not in err
     code, err = run(
         *base,
         "--out",
@@ -348,12 +349,12 @@ def test_bad_input(cache, tmp_path, capsys):
         "2",
         "--val-every",
         "2",
-        "--width",
+        "--model-width",
         "0.125",
         "--init-backbone",
         tmp_path / "r" / "checkpoints" / "best.pt",
     )
-    assert code == 2 and "was made for another model: width is 0.0625 there and 0.125 here" in err
+    assert code == 2 and "another model: --model-width is 0.0625 there and 0.125 here" in err
     # A checkpoint for 224 x 224 images on arrays of another size: the mismatch is named.
     code, err = run(
         "predict",
@@ -369,3 +370,159 @@ def test_bad_input(cache, tmp_path, capsys):
         "cpu",
     )
     assert code == 0  # raw images are preprocessed to the checkpoint's size: no mismatch
+
+
+def cli(*args: str, cwd: Path = ROOT, **kwargs) -> subprocess.Popen[str]:
+    """`python -m segtrain.cli ...` as a new process (this checkout's code, from any folder)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "segtrain.cli", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        **kwargs,
+    )
+
+
+def fit_args(cache: Path, out: Path) -> list[str]:
+    # The CLI's defaults otherwise: --workers 2 (loader workers prefetching ahead of the loop).
+    return [
+        "fit",
+        "--manifest",
+        str(cache),
+        "--segment-by",
+        "source,manufacturer",
+        "--out",
+        str(out),
+        "--steps",
+        "12",
+        "--val-every",
+        "4",
+        "--log-every",
+        "1",
+        "--batch-size",
+        "8",
+        "--model-width",
+        "0.0625",
+        "--device",
+        "cpu",
+        "--lr",
+        "0.001",
+    ]
+
+
+def wait_for(predicate, process: subprocess.Popen[str], timeout: float = 300) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def logged_steps(run: Path) -> list[int]:
+    path = run / "train.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return [json.loads(line)["step"] for line in lines if line.endswith("}")]
+
+
+def test_sigkill_with_loader_workers_then_resume_equals_uninterrupted(cache, tmp_path):
+    straight = cli(*fit_args(cache, tmp_path / "a"))
+    assert straight.wait(timeout=600) == 0, straight.communicate()[1][-3000:]
+    run = tmp_path / "b"
+    victim = cli(*fit_args(cache, run))
+    # Killed between two validations (after last.pt of step 4, once step 6 is logged): the
+    # workers have prefetched batches beyond step 6 that the loop never used.
+    wait_for(lambda: max(logged_steps(run), default=0) >= 6, victim)
+    victim.kill()
+    victim.wait()
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 4
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()  # config.toml holds absolute paths: --resume works from any folder
+    resumed = cli("fit", "--resume", str(run), cwd=elsewhere)
+    assert resumed.wait(timeout=600) == 0, resumed.communicate()[1][-3000:]
+    a, b = tmp_path / "a", run
+    assert (b / "metrics.jsonl").read_text() == (a / "metrics.jsonl").read_text()
+    ema_a = load_checkpoint(a / "checkpoints" / "last.pt")["ema"]["module"]
+    ema_b = load_checkpoint(b / "checkpoints" / "last.pt")["ema"]["module"]
+    for key, value in ema_a.items():
+        assert torch.equal(ema_b[key], value), key
+    losses = [
+        [(r["step"], r["loss"]) for r in map(json.loads, (x / "train.jsonl").open())]
+        for x in (a, b)
+    ]
+    assert losses[0] == losses[1] and [s for s, _ in losses[0]] == list(range(1, 13))
+
+
+def test_ctrl_c_finishes_the_step_saves_and_says_how_to_resume(cache, tmp_path):
+    import signal
+
+    run = tmp_path / "run"
+    victim = cli(*fit_args(cache, run))
+    wait_for(lambda: max(logged_steps(run), default=0) >= 5, victim)
+    victim.send_signal(signal.SIGINT)
+    _, err = victim.communicate(timeout=300)
+    assert victim.returncode == 130, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    step = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
+    assert 5 <= step < 12
+    assert f"interrupted at step {step}; checkpoints/last.pt is saved" in err
+    assert f"segtrain fit --resume {run}" in err
+    resumed = cli("fit", "--resume", str(run))
+    assert resumed.wait(timeout=600) == 0, resumed.communicate()[1][-3000:]
+    assert logged_steps(run) == list(range(1, 13))
+
+
+def test_a_log_run_on_some_segments_then_predict_its_validation_side(cache, tmp_path):
+    # stdout is a pipe (as under nohup or SLURM): progress and validation lines, one each.
+    run = tmp_path / "run"
+    args = fit_args(cache, run)
+    args[args.index("--steps") + 1] = "4"
+    args[args.index("--log-every") + 1] = "2"
+    fit = cli(*args, "--segments", "S1,Ma", "--workers", "0")
+    out, err = fit.communicate(timeout=600)
+    assert fit.returncode == 0, err
+    lines = out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "step 2",
+        "step 4",
+        "validation at step 4",
+        f"wrote {run}",
+    ]
+    assert "images/s" in lines[0] and "loss" in lines[0]
+    assert "AUC per segment: (S1, Ma) " in lines[2] and lines[2].endswith("best step 4")
+    assert {r["segment"] for r in records(run)} == {"__global__", "(S1, Ma)"}
+    logged = [json.loads(line) for line in (run / "train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [2, 4]
+    assert all(set(r) == {"step", "loss", "lr", "images_s"} for r in logged)
+    assert all(r["lr"] == 1e-3 and r["loss"] > 0 and r["images_s"] > 0 for r in logged)
+    preds = tmp_path / "val.csv"
+    argv = ["predict", "--checkpoint", str(run / "checkpoints" / "best.pt"), "--manifest",
+            str(cache), "--model-name", "m", "--out", str(preds), "--split", "val",
+            "--segments", "(S1, Ma)", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    split = pd.read_parquet(run / "split.parquet")
+    assert sorted(pd.read_csv(preds).image_id) == sorted(split.image_id[split.split == "val"])
+    assert set(pd.read_csv(preds).source) == {"S1"}
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(cache, tmp_path):
+    run = tmp_path / "run"
+    args = fit_args(cache, run)
+    args[args.index("--val-every") + 1] = "12"
+    victim = cli(*args)
+    wait_for(lambda: max(logged_steps(run), default=0) >= 2, victim)
+    victim.kill()
+    victim.wait()
+    assert (run / "config.toml").is_file() and not (run / "checkpoints" / "last.pt").exists()
+    args[args.index("--steps") + 1] = "2"  # the same command (shorter): no --overwrite needed
+    args[args.index("--val-every") + 1] = "2"
+    again = cli(*args)
+    assert again.wait(timeout=600) == 0, again.communicate()[1]
+    assert logged_steps(run) == [1, 2]
+    (run / "checkpoints" / "last.pt").unlink()  # as if killed before it again
+    resumed = cli("fit", "--resume", str(run))  # starts from step 0
+    assert resumed.wait(timeout=600) == 0, resumed.communicate()[1]
+    assert logged_steps(run) == [1, 2] and {r["step"] for r in records(run)} == {2}

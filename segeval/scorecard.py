@@ -1,0 +1,112 @@
+"""The scorecard: one row per model that answers "which model would I use, and where does it fail?".
+
+Every number is read off the other frames of an :class:`~segeval.evaluation.Evaluation`
+(metrics, comparisons, diagnostics, op_spread); nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segeval.segments import GLOBAL
+
+SCORECARD_COLUMNS = [
+    "model",
+    "auc",
+    "auc_ci_low",
+    "auc_ci_high",
+    "baseline",
+    "delta_auc",
+    "delta_ci_low",
+    "delta_ci_high",
+    "p_holm",
+    "verdict_holm",
+    "n_segments_compared",
+    "n_segments_better",
+    "n_segments_worse",
+    "worst_segment",
+    "worst_delta_auc",
+    "worst_verdict_holm",
+    "segment_bias_test",
+    "segment_bias_validation",
+    "op_spread_max",
+    "op_spread_threshold",
+]
+
+
+def scorecard(
+    models: tuple[str, ...],
+    metrics: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    diagnostics: pd.DataFrame,
+    op_spread: pd.DataFrame,
+) -> pd.DataFrame:
+    """One row per model, in the columns of ``SCORECARD_COLUMNS``.
+
+    - ``auc*``: global AUC and CI; ``delta_*``, ``p_holm``, ``verdict_holm``: the global
+      comparison with the baseline (NaN/empty for the baseline itself, or without one);
+    - ``n_segments_better`` / ``_worse``: segments whose Holm verdict is a significant
+      increase / decrease, out of ``n_segments_compared`` with a defined ΔAUC;
+    - ``worst_*``: the significantly worse segment (Holm) of lowest ΔAUC; when none is
+      significantly worse, the segment of lowest ΔAUC;
+    - ``segment_bias_test``: the diagnostics' flag on the evaluated set;
+      ``segment_bias_validation``: on the last validation of the run named as the model (None
+      when there is no such run);
+    - ``op_spread_max``: the largest OP spread over the thresholds (NaN when undefined), at
+      ``op_spread_threshold``.
+    """
+    rows = [_row(m, metrics, comparisons, diagnostics, op_spread) for m in models]
+    # object columns keep the counts integers beside the NaN of the baseline's row
+    return pd.DataFrame(rows, columns=SCORECARD_COLUMNS, dtype=object)
+
+
+def _row(
+    model: str,
+    metrics: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    diagnostics: pd.DataFrame,
+    op_spread: pd.DataFrame,
+) -> dict[str, Any]:
+    whole = metrics[(metrics.model == model) & (metrics.segment == GLOBAL)].iloc[0]
+    row: dict[str, Any] = {
+        "model": model,
+        "auc": whole.auc,
+        "auc_ci_low": whole.auc_ci_low,
+        "auc_ci_high": whole.auc_ci_high,
+    }
+    mine = comparisons[comparisons.model == model] if len(comparisons) else comparisons
+    glob = mine[mine.segment == GLOBAL] if len(mine) else mine
+    if len(glob):
+        g = glob.iloc[0]
+        row |= {k: g[k] for k in ("baseline", "delta_auc", "delta_ci_low", "delta_ci_high")}
+        row |= {"p_holm": g.p_holm, "verdict_holm": g.verdict_holm}
+    local = mine[(mine.segment != GLOBAL) & mine.delta_auc.notna()] if len(mine) else mine
+    if len(local):
+        worse = local[local.verdict_holm == "significant decrease"]
+        pool = worse if len(worse) else local
+        worst = pool.iloc[int(np.argmin(pool.delta_auc.to_numpy()))]
+        row |= {
+            "n_segments_compared": len(local),
+            "n_segments_better": int((local.verdict_holm == "significant increase").sum()),
+            "n_segments_worse": int((local.verdict_holm == "significant decrease").sum()),
+            "worst_segment": worst.segment,
+            "worst_delta_auc": worst.delta_auc,
+            "worst_verdict_holm": worst.verdict_holm,
+        }
+    row["segment_bias_test"] = _flag(diagnostics, model, "evaluated set")
+    row["segment_bias_validation"] = _flag(diagnostics, model, "validation, last step")
+    if len(op_spread) and len(
+        spread := op_spread[op_spread.model == model].dropna(subset=["spread"])
+    ):
+        top = spread.iloc[int(np.argmax(spread.spread.to_numpy()))]
+        row |= {"op_spread_max": top.spread, "op_spread_threshold": top.threshold}
+    return row
+
+
+def _flag(diagnostics: pd.DataFrame, model: str, on: str) -> bool | None:
+    """The segment-bias flag of ``model`` on ``on``; None when it was not judged there."""
+    rows = diagnostics[(diagnostics.model == model) & (diagnostics.on == on)]
+    return bool(rows.suspicious.iloc[0]) if len(rows) else None
