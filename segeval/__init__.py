@@ -17,6 +17,7 @@ from segeval.bootstrap import (
 )
 from segeval.delong import DeLongAUCResult, DeLongTestResult, delong_auc_ci, delong_delta_auc_test
 from segeval.evaluation import Evaluation, evaluate
+from segeval.leakage import LeakageResult, segment_leakage
 from segeval.metrics import (
     OperatingPoints,
     ROCCurve,
@@ -25,6 +26,7 @@ from segeval.metrics import (
     roc_curve,
     weighted_log_loss,
 )
+from segeval.runs import RunsDeltaAUCResult, bootstrap_delta_auc_runs
 from segeval.segments import GLOBAL, Segments, parse_segment_by, segment_keys
 from segeval.significance import holm, p_value_from_ci, verdict
 from segeval.synchronization import OPSyncResult, op_synchronization
@@ -42,13 +44,16 @@ __all__ = [
     "DeltaAUCResult",
     "Evaluation",
     "InputError",
+    "LeakageResult",
     "OPSyncResult",
     "OperatingPoints",
     "ROCCurve",
+    "RunsDeltaAUCResult",
     "Segments",
     "UndefinedMetricWarning",
     "bootstrap_auc",
     "bootstrap_delta_auc",
+    "bootstrap_delta_auc_runs",
     "bootstrap_indices",
     "bootstrap_wll",
     "delong_auc_ci",
@@ -63,6 +68,7 @@ __all__ = [
     "roc_auc",
     "roc_curve",
     "segment_keys",
+    "segment_leakage",
     "segment_table",
     "verdict",
     "weighted_log_loss",

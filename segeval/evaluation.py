@@ -26,8 +26,10 @@ from segeval.io import (
     read_metrics_log,
     to_jsonable,
 )
+from segeval.leakage import leakage_frames
 from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
 from segeval.resampling import BootstrapOptions, DrawCache, Resample
+from segeval.runs import compare_recipes
 from segeval.scorecard import scorecard
 from segeval.segments import GLOBAL, segment_keys, with_global
 from segeval.table import CI_COLUMNS, TABLE_COLUMNS
@@ -58,6 +60,16 @@ class Evaluation:
     scorecard : DataFrame
         One row per model, read off the frames above: the report's first screen (see
         :func:`segeval.scorecard.scorecard`).
+    leakage, leakage_summary : DataFrame
+        Segment leakage (:func:`segeval.segment_leakage`) of every model: how well its score
+        tells each segment from the others among images of one label; the summary keeps the
+        segment farthest from 0.5 per model and label.
+    recipe_comparisons, run_deltas : DataFrame
+        Only for predictions with a ``run`` column (several training seeds of a model): each
+        model against the baseline over images *and* seeds
+        (:func:`segeval.bootstrap_delta_auc_runs`), with Holm; and each run's ΔAUC against the
+        mean AUC of the baseline's runs. Each run is also evaluated as a model of its own,
+        named ``"model [run r]"``, in the other tables (compared with the baseline's first run).
     settings, provenance : dict
         The options of the run; segeval's version, the date, the command line and the input
         files (path, sha256, rows) behind the numbers.
@@ -76,6 +88,10 @@ class Evaluation:
     roc: pd.DataFrame
     score_hist: pd.DataFrame
     training: pd.DataFrame
+    leakage: pd.DataFrame = field(default_factory=pd.DataFrame)
+    leakage_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    recipe_comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
+    run_deltas: pd.DataFrame = field(default_factory=pd.DataFrame)
     scorecard: pd.DataFrame = field(default_factory=pd.DataFrame)
     settings: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -99,6 +115,10 @@ class Evaluation:
                 "roc": self.roc,
                 "score_hist": self.score_hist,
                 "training": self.training,
+                "leakage": self.leakage,
+                "leakage_summary": self.leakage_summary,
+                "recipe_comparisons": self.recipe_comparisons,
+                "run_deltas": self.run_deltas,
             }
         )
         return out
@@ -204,7 +224,11 @@ def evaluate(
     )
     models, reference, y, scores = _aligned(preds, columns)
     segments = segment_keys(reference, segment_by) if columns and segment_by else None
+    recipes = _recipes(preds)
+    first_run = {recipe: runs[0][1] for recipe, runs in recipes.items()}
     default, per_segment = frames.parse_baseline(baseline)
+    default = first_run.get(default, default) if default else None
+    per_segment = {k: first_run.get(v, v) for k, v in per_segment.items()}
     baselines = frames.baselines(models, segments, default, per_segment)
     clusters = reference[cluster].to_numpy() if cluster else None
     total = n_boot * (1 + (len(segments) if segments else 0))
@@ -236,6 +260,27 @@ def evaluate(
         if runs
         else pd.DataFrame(columns=["run", "step", "segment", "wll", "auc"])
     )
+    by_model = dict(zip(models, scores, strict=True))
+    leakage = (
+        leakage_frames(y, by_model, segments, options=options, clusters=clusters)
+        if segments
+        else (pd.DataFrame(), pd.DataFrame())
+    )
+    recipe_of = {m: recipe for recipe, runs in recipes.items() for _, m in runs}
+    several = any(len(runs) > 1 for runs in recipes.values())
+    across = (
+        compare_recipes(
+            y,
+            by_model,
+            recipes,
+            {part: recipe_of[m] for part, m in baselines.items()},
+            with_global(segments, y.size),
+            options=options,
+            clusters=clusters,
+        )
+        if several
+        else (pd.DataFrame(), pd.DataFrame())
+    )
     diagnostics = frames.diagnostics(metrics, training)
     op_spread = pd.concat([s[1] for s in spreads], ignore_index=True) if spreads else pd.DataFrame()
     audit = audit_data(
@@ -258,6 +303,10 @@ def evaluate(
         roc=frames.roc_curves(y, scores, models, segments),
         score_hist=frames.score_histograms(y, scores, models, segments),
         training=training,
+        leakage=leakage[0],
+        leakage_summary=leakage[1],
+        recipe_comparisons=frames.with_holm(across[0]) if len(across[0]) else across[0],
+        run_deltas=across[1],
         scorecard=scorecard(models, metrics, comparisons, diagnostics, op_spread),
         settings={
             "segment_by": columns,
@@ -270,6 +319,18 @@ def evaluate(
         },
         provenance=_provenance(len(preds), runs),
     )
+
+
+def _recipes(preds: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
+    """Each model's runs as (run, evaluated model name); one run named after the model when the
+    predictions have no ``run`` column."""
+    if "recipe" not in preds.columns:
+        return {m: [("", m)] for m in sorted(preds["model"].unique())}
+    pairs = preds[["recipe", "run", "model"]].drop_duplicates().sort_values(["recipe", "run"])
+    out: dict[str, list[tuple[str, str]]] = {}
+    for recipe, run, model in pairs.itertuples(index=False):
+        out.setdefault(str(recipe), []).append((str(run), str(model)))
+    return out
 
 
 def _provenance(rows: int, runs: Sequence[str | Path]) -> dict[str, Any]:

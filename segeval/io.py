@@ -72,7 +72,8 @@ def check_predictions(
     Accepts a pandas DataFrame or any frame with ``to_pandas()`` (polars). Checks: the columns
     ``image_id, label, score`` (``model`` defaults to one model named ``"model"``), labels in
     {0, 1}, finite scores in [0, 1], no missing image_id, no repeated (image_id, model), and every
-    model scored on the same images (paired comparisons align rows on ``image_id``).
+    model scored on the same images (paired comparisons align rows on ``image_id``). An optional
+    ``run`` column holds several training runs of a model: see :func:`_runs_as_models`.
     """
     if hasattr(predictions, "to_pandas") and not isinstance(predictions, pd.DataFrame):
         predictions = pd.DataFrame(predictions.to_pandas())
@@ -96,6 +97,8 @@ def check_predictions(
     preds["model"] = preds["model"].astype(str)
     preds["label"] = preds["label"].astype(np.int8)
     preds["score"] = preds["score"].astype(np.float64)
+    if "run" in preds.columns and "recipe" not in preds.columns:  # not expanded yet
+        preds = _runs_as_models(preds, name)
     dup = preds.duplicated(["image_id", "model"])
     if dup.any():
         first = preds.loc[dup].iloc[0]
@@ -160,6 +163,33 @@ def _check_column_values(df: pd.DataFrame, name: str) -> None:
             f"Column 'score' of {name!r} must be probabilities in [0, 1]; got {values} "
             f"in {int(outside.sum())} row(s)."
         )
+
+
+def run_model_name(model: str, run: str) -> str:
+    """The name under which one run of a model with several runs is evaluated."""
+    return f"{model} [run {run}]"
+
+
+def _runs_as_models(preds: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Several training runs (seeds) of one model: each run is evaluated as a model of its own.
+
+    The ``run`` column becomes text; ``recipe`` keeps the model's name (what the runs share) and
+    ``model`` becomes ``"model [run r]"`` for models with more than one run.
+    """
+    missing = preds["run"].isna()
+    if missing.any():
+        raise InputError(
+            f"Column 'run' of {name!r} has {int(missing.sum())} missing value(s), first in row "
+            f"{int(np.flatnonzero(missing)[0])}; give every row its run, or drop the column."
+        )
+    preds["run"] = preds["run"].astype(str)
+    preds["recipe"] = preds["model"]
+    several = preds.groupby("model")["run"].transform("nunique") > 1
+    preds.loc[several, "model"] = [
+        run_model_name(m, r)
+        for m, r in zip(preds.loc[several, "model"], preds.loc[several, "run"], strict=True)
+    ]
+    return preds
 
 
 def _check_same_images(preds: pd.DataFrame) -> None:

@@ -187,6 +187,9 @@ def write_report(evaluation: Evaluation, out: str | Path) -> list[Path]:
         "op_points": evaluation.op_points,
         "op_spread": evaluation.op_spread,
         "diagnostics": evaluation.diagnostics,
+        "leakage": evaluation.leakage,
+        "recipe_comparisons": evaluation.recipe_comparisons,
+        "run_deltas": evaluation.run_deltas,
     }
     for name, table in tables.items():
         if len(table):

@@ -1,0 +1,278 @@
+"""Segment leakage: how well a model's score tells the segments apart *within one label*.
+
+The paper's mechanism is that a pooled model learns the segment instead of the disease: images
+of a source where malignancy is common get higher scores whatever they show (its Figure 1). That
+leaves a trace anyone can measure without knowing the shortcut: among benign images alone, the
+score should not tell one segment from the others. For each label and each segment, the leakage
+AUC is the Mann-Whitney AUC of "this segment" against "the other segments" by score, on images
+of that label only: 0.5 means the score carries no information about that segment there, above
+0.5 that the segment's images score higher than the others' of the same label.
+
+What it does not prove: a shift can also come from real differences between the populations
+(older patients, denser breasts, another case mix within "benign"). It measures how much segment
+information the score carries, not its cause.
+
+How it is fast: for one label, one cumulative sum over the scores in sorted order gives, for
+every image, the weight of the images of that label scored below it (ties one half). Summed per
+segment that is the segment against *all* images of the label, itself included; the segment
+against itself always contributes exactly W²/2 (each pair once, ties and the image with itself
+one half), so subtracting it leaves the segment against the rest. Every segment's AUC therefore
+costs one pass over the rows, as a single AUC does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from segeval._kernels import Weights
+from segeval.resampling import (
+    BootstrapOptions,
+    Resample,
+    Resampler,
+    bootstrap_distribution,
+    summarize,
+)
+from segeval.segments import Segments, as_segments
+from segeval.significance import holm, p_value_from_bootstrap
+from segeval.validation import (
+    SeedLike,
+    check_consistent_length,
+    check_labels,
+    check_level,
+    check_scores,
+    warn_undefined,
+)
+
+LABEL_NAMES = {0: "benign", 1: "malignant"}
+COLUMNS = (
+    "label",
+    "segment",
+    "n_segment",
+    "n_rest",
+    "auc",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_value_holm",
+)
+
+
+class OneVsRestAUC:
+    """For one label, the AUC of each segment against the other segments by score.
+
+    A bootstrap statistic (see :mod:`segeval.resampling`): called with row weights of the whole
+    set, it returns one AUC per segment holding images of the label (NaN where a resample leaves
+    the segment or the rest empty).
+    """
+
+    def __init__(
+        self, y_true: NDArray[np.int8], y_score: NDArray[np.float64], segments: Segments, label: int
+    ) -> None:
+        rows = np.flatnonzero(y_true == label)
+        codes = segments.codes[rows]
+        present = np.unique(codes)
+        self.names = tuple(segments.names[k] for k in present)
+        self.sizes = np.bincount(codes, minlength=len(segments))[present]
+        self.rows = rows[np.argsort(y_score[rows], kind="stable")]
+        ordered = y_score[self.rows]
+        self.lo = np.searchsorted(ordered, ordered, side="left")
+        self.hi = np.searchsorted(ordered, ordered, side="right")
+        # Segment of each sorted row, renumbered 0..k-1 among the segments present.
+        self.codes = np.searchsorted(present, segments.codes[self.rows])
+        self.k = present.size
+
+    def __call__(self, w: Weights, total: float | None = None) -> NDArray[np.float64]:
+        ws = w[self.rows]
+        cs = np.concatenate([[0.0], np.cumsum(ws)])
+        mid = 0.5 * (cs[self.lo] + cs[self.hi])  # weight below each row, ties one half
+        w_seg = np.bincount(self.codes, weights=ws, minlength=self.k)
+        u = np.bincount(self.codes, weights=ws * mid, minlength=self.k) - 0.5 * w_seg**2
+        w_rest = cs[-1] - w_seg
+        with np.errstate(divide="ignore", invalid="ignore"):
+            auc = u / (w_seg * w_rest)
+        auc[(w_seg <= 0) | (w_rest <= 0)] = np.nan
+        return np.asarray(auc, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class LeakageSummary:
+    """The segment the score sets apart most among the images of one label."""
+
+    label: str
+    segment: str
+    auc: float
+    ci_low: float
+    ci_high: float
+    p_value_holm: float
+
+    @property
+    def leakage(self) -> float:
+        """|AUC − 0.5|: 0 when the score carries no segment information, 0.5 at most."""
+        return abs(self.auc - 0.5)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.label}: {self.segment} vs the rest AUC {self.auc:.3f} "
+            f"[{self.ci_low:.3f}, {self.ci_high:.3f}], Holm p {self.p_value_holm:.2g}"
+        )
+
+
+@dataclass(frozen=True)
+class LeakageResult:
+    """Segment leakage of one model's scores.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per (label, segment): the AUC of the segment against the other segments by
+        score among images of that label, its percentile CI, the bootstrap p-value against 0.5
+        and its Holm adjustment over the segments of that label.
+    benign, malignant : LeakageSummary or None
+        The segment farthest from 0.5 for that label (None when fewer than two segments hold
+        images of it). ``benign.leakage`` is the model's summary number.
+    """
+
+    table: pd.DataFrame
+    benign: LeakageSummary | None
+    malignant: LeakageSummary | None
+
+    def __repr__(self) -> str:
+        return f"LeakageResult(benign={self.benign}, malignant={self.malignant})"
+
+
+def segment_leakage(
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    segments: Segments | pd.DataFrame | pd.Series | ArrayLike,
+    *,
+    n_boot: int = 2000,
+    ci: float = 0.95,
+    resample: Resample = "rows",
+    clusters: ArrayLike | None = None,
+    seed: SeedLike = 0,
+    n_jobs: int | None = None,
+) -> LeakageResult:
+    """How well the score tells each segment from the others among images of the same label.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        0/1 labels.
+    y_score : array-like of shape (n,)
+        Scores of one model.
+    segments : Segments, DataFrame, Series or array-like
+        The segment of each row.
+    n_boot, ci, resample, clusters, seed, n_jobs
+        The bootstrap, as in :func:`segeval.bootstrap_auc`; every segment and both labels are
+        evaluated on the same resamples.
+
+    Returns
+    -------
+    LeakageResult
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 600)
+    >>> seg = np.repeat(["A", "B", "C"], 200)
+    >>> score = 0.3 * y + 0.2 * (seg == "C") + 0.3 * rng.random(600)
+    >>> r = segment_leakage(y, score, seg, n_boot=200)
+    >>> r.benign.segment, r.benign.auc > 0.8
+    ('C', True)
+    """
+    y = check_labels(y_true)
+    s = check_scores(y_score)
+    check_consistent_length(("y_true", y.size), ("y_score", s.size))
+    ci = check_level(ci, "ci")
+    seg = as_segments(segments, y.size)
+    stats = {label: OneVsRestAUC(y, s, seg, label) for label in LABEL_NAMES}
+    draws = bootstrap_distribution(
+        {("leakage", label): stat for label, stat in stats.items()},
+        Resampler(y, resample=resample, clusters=clusters),
+        n_boot=n_boot,
+        seed=seed,
+        n_jobs=n_jobs,
+    )
+    rows: list[tuple] = []
+    summaries: dict[int, LeakageSummary | None] = {}
+    for label, stat in stats.items():
+        name = LABEL_NAMES[label]
+        if stat.k < 2:
+            warn_undefined(
+                f"Segment leakage among {name} images is undefined: fewer than two segments "
+                f"hold {name} images."
+            )
+            summaries[label] = None
+            continue
+        estimates, resampled = draws.estimate(("leakage", label)), draws.of(("leakage", label))
+        block = [
+            summarize(est, resampled[:, k], ci, what="Segment leakage")
+            for k, est in enumerate(estimates)
+        ]
+        p = [p_value_from_bootstrap(r.estimate - 0.5, r.se) for r in block]
+        n_label = int(stat.sizes.sum())
+        mine = [
+            (name, seg_name, int(n), n_label - int(n), r.estimate, r.ci_low, r.ci_high, pv, ph)
+            for seg_name, n, r, pv, ph in zip(
+                stat.names, stat.sizes, block, p, holm(p), strict=True
+            )
+        ]
+        rows += mine
+        worst = max(mine, key=lambda r: abs(r[4] - 0.5) if np.isfinite(r[4]) else -1.0)
+        summaries[label] = LeakageSummary(name, worst[1], *worst[4:7], float(worst[8]))
+    return LeakageResult(
+        table=pd.DataFrame(rows, columns=list(COLUMNS)),
+        benign=summaries[0],
+        malignant=summaries[1],
+    )
+
+
+SUMMARY_COLUMNS = [
+    "model",
+    "label",
+    "segment",
+    "auc",
+    "ci_low",
+    "ci_high",
+    "p_value_holm",
+    "leakage",
+]
+
+
+def leakage_frames(
+    y: NDArray[np.int8],
+    scores: Mapping[str, NDArray[np.float64]],
+    segments: Segments,
+    *,
+    options: BootstrapOptions,
+    clusters: NDArray[Any] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every model's leakage table (one row per model, label and segment) and its summary (the
+    segment farthest from 0.5, per model and label)."""
+    tables, summary = [], []
+    for model, s in scores.items():
+        r = segment_leakage(
+            y,
+            s,
+            segments,
+            n_boot=options.n_boot,
+            ci=options.ci,
+            resample=options.resample,
+            clusters=clusters,
+            seed=options.seed,
+            n_jobs=options.n_jobs,
+        )
+        tables.append(r.table.assign(model=model))
+        summary += [
+            (model, w.label, w.segment, w.auc, w.ci_low, w.ci_high, w.p_value_holm, w.leakage)
+            for w in (r.benign, r.malignant)
+            if w is not None
+        ]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
+    return table[["model", *COLUMNS]], pd.DataFrame(summary, columns=SUMMARY_COLUMNS)

@@ -1,0 +1,138 @@
+"""Segment leakage: one-vs-rest AUCs within a label equal sklearn's; noise reads 0.5."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+import segeval as se
+from segeval.leakage import segment_leakage
+
+
+def _data(rng: np.random.Generator, n: int, k: int, offset: float):
+    seg = rng.integers(0, k, n)
+    y = (rng.random(n) < 0.3).astype(int)
+    # Ties on purpose: scores rounded to two decimals.
+    score = np.round(np.clip(0.3 + 0.3 * y + offset * seg + 0.15 * rng.standard_normal(n), 0, 1), 2)
+    return y, score, np.array([f"S{c}" for c in seg])
+
+
+def _brute(y, score, seg, label, segment):
+    keep = y == label
+    return roc_auc_score(seg[keep] == segment, score[keep])
+
+
+@pytest.mark.parametrize("case", range(25))
+def test_each_segment_against_the_rest_equals_sklearn(case):
+    rng = np.random.default_rng(case)
+    y, score, seg = _data(rng, int(rng.integers(12, 300)), int(rng.integers(2, 6)), 0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", se.UndefinedMetricWarning)  # tiny sets: one label alone
+        result = segment_leakage(y, score, seg, n_boot=20, seed=case)
+    for name, label in (("benign", 0), ("malignant", 1)):
+        present = sorted(set(seg[y == label]))
+        rows = result.table[result.table.label == name]
+        assert rows.segment.tolist() == (present if len(present) > 1 else [])
+        for row in rows.itertuples():
+            assert row.auc == pytest.approx(_brute(y, score, seg, label, row.segment), abs=1e-12)
+            assert row.n_segment == int(((seg == row.segment) & (y == label)).sum())
+            assert row.n_segment + row.n_rest == int((y == label).sum())
+
+
+def test_bootstrap_ci_equals_brute_force_over_the_same_indices():
+    rng = np.random.default_rng(3)
+    y, score, seg = _data(rng, 150, 3, 0.05)
+    result = segment_leakage(y, score, seg, n_boot=50, seed=7)
+    row = result.table.iloc[1]
+    draws = [
+        _brute(y[idx], score[idx], seg[idx], 0, row.segment)
+        for idx in se.bootstrap_indices(y, n_boot=50, seed=7)
+    ]
+    low, high = np.quantile(draws, [0.025, 0.975])
+    assert (row.ci_low, row.ci_high) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_noise_scores_read_about_one_half():
+    rng = np.random.default_rng(0)
+    n = 4000
+    y = (rng.random(n) < 0.3).astype(int)
+    seg = rng.choice(["A", "B", "C"], n)
+    result = segment_leakage(y, rng.random(n), seg, n_boot=300, seed=0)
+    assert result.benign is not None
+    assert result.benign.leakage < 0.05
+    assert (result.table.ci_low < 0.5).all()
+    assert (result.table.ci_high > 0.5).all()
+
+
+def test_a_segment_offset_is_clearly_detected():
+    rng = np.random.default_rng(1)
+    n = 2000
+    y = (rng.random(n) < 0.3).astype(int)
+    seg = rng.choice(["A", "B", "C"], n)
+    # The score is the label plus a segment offset: C's images score higher whatever they show.
+    score = np.clip(0.2 + 0.5 * y + 0.15 * (seg == "C") + 0.1 * rng.standard_normal(n), 0, 1)
+    result = segment_leakage(y, score, seg, n_boot=300, seed=0)
+    worst = result.benign
+    assert worst is not None
+    assert worst.segment == "C"
+    assert worst.leakage > 0.3
+    assert worst.ci_low > 0.5
+    assert worst.p_value_holm < 1e-6
+
+
+def test_same_seed_gives_identical_results():
+    rng = np.random.default_rng(2)
+    y, score, seg = _data(rng, 200, 3, 0.1)
+    seed = np.random.SeedSequence(5)
+    a = segment_leakage(y, score, seg, n_boot=40, seed=seed)
+    b = segment_leakage(y, score, seg, n_boot=40, seed=seed)
+    pd.testing.assert_frame_equal(a.table, b.table)
+    assert a.benign == b.benign
+
+
+def test_a_label_in_one_segment_only_is_undefined_with_the_reason():
+    y = np.array([0, 0, 0, 0, 1, 1])
+    seg = np.array(["A", "A", "B", "B", "A", "A"])
+    score = np.linspace(0, 1, 6)
+    with pytest.warns(se.UndefinedMetricWarning, match="fewer than two segments hold malignant"):
+        result = segment_leakage(y, score, seg, n_boot=10)
+    assert result.malignant is None
+    assert result.benign is not None
+    assert result.benign.auc in (0.0, 1.0)
+
+
+def test_cluster_resampling_and_bad_input():
+    rng = np.random.default_rng(4)
+    y, score, seg = _data(rng, 120, 2, 0.1)
+    patients = np.arange(120) // 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = segment_leakage(y, score, seg, n_boot=30, resample="cluster", clusters=patients)
+    assert len(r.table) == 4
+    with pytest.raises(se.InputError, match="ci must be a confidence level"):
+        segment_leakage(y, score, seg, ci=1.5)
+    with pytest.raises(se.InputError, match="y_true must contain only 0 and 1"):
+        segment_leakage(y + 1, score, seg)
+
+
+def test_evaluate_reports_each_models_leakage_as_the_function_computes_it():
+    from segeval.synthetic import make_predictions
+
+    p = make_predictions(scale=0.1)
+    ev = se.evaluate(p, segment_by="source,manufacturer", baseline="single_segment", n_boot=40)
+    rows = p[p.model == "bal_labels"].sort_values("image_id", kind="stable")
+    direct = segment_leakage(
+        rows.label, rows.score, rows[["source", "manufacturer"]], n_boot=40, seed=0
+    )
+    mine = ev.leakage[ev.leakage.model == "bal_labels"].drop(columns="model")
+    pd.testing.assert_frame_equal(mine.reset_index(drop=True), direct.table)
+    summary = ev.leakage_summary.query("model == 'bal_labels' and label == 'benign'").iloc[0]
+    assert (summary.segment, summary.auc) == (direct.benign.segment, direct.benign.auc)
+    # The known shortcut of the simulated bal_labels model: it leaks far more than the baseline.
+    benign = ev.leakage_summary[ev.leakage_summary.label == "benign"].set_index("model")
+    assert benign.leakage["bal_labels"] > benign.leakage["single_segment"] + 0.2
+    assert len(ev.to_dict()["leakage_summary"]) == len(ev.leakage_summary)
