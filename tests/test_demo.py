@@ -1,4 +1,5 @@
-"""The demo, reduced: manifest -> prepare -> pretrain -> fit (8 runs) -> predict -> report."""
+"""The demo, reduced: manifest -> prepare -> pretrain -> fit (8 models x 2 seeds) -> predict ->
+report, with the comparisons across seeds and the leakage."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pandas as pd
 
 from segeval.report import fmt
 from tests.test_report import SECTIONS, Tables, metric_tables
@@ -24,8 +27,9 @@ RUNS = [
 
 
 def test_quick_demo_end_to_end(tmp_path):
+    demo = [sys.executable, str(ROOT / "examples" / "demo.py"), "--quick", "--seeds", "2"]
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "demo.py"), "--quick", "--out", str(tmp_path)],
+        [*demo, "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         check=False,
@@ -35,13 +39,23 @@ def test_quick_demo_end_to_end(tmp_path):
     # The backbone is pre-trained once, and every model starts from it.
     backbone = tmp_path / "runs" / "pretrain" / "checkpoints" / "best.pt"
     assert (tmp_path / "runs" / "pretrain" / "report.html").is_file()
-    for run in RUNS:
+    for run in RUNS + [f"{r}_seed1" for r in RUNS]:
         assert (tmp_path / "runs" / run / "checkpoints" / "best.pt").is_file(), run
         config = (tmp_path / "runs" / run / "config.toml").read_text()
         assert f'init_backbone = "{backbone}"' in config, run
+        assert f"seed = {1 if run.endswith('_seed1') else 0}" in config, run
         assert (tmp_path / "preds" / f"{run}.parquet").is_file(), run
     data = json.loads((tmp_path / "report.json").read_text())
-    assert sorted(data["models"]) == sorted(RUNS)
+    models = [f"{r} [run seed{k}]" for r in RUNS for k in (0, 1)]
+    assert sorted(data["models"]) == sorted(models)
+    # Every strategy against the baseline over images and both seeds, per segment.
+    assert len(data["recipe_comparisons"]) == 7 * 6
+    assert {r["n_runs"] for r in data["recipe_comparisons"]} == {2}
+    assert len(data["run_deltas"]) == 7 * 6 * 2
+    assert {r["model"] for r in data["leakage_summary"]} == set(models)
+    leakage = pd.read_csv(tmp_path / "leakage_validation.csv")
+    assert set(leakage.model) == set(RUNS) - {"single_S1Ma", "single_S1Mb"}  # one segment: none
+    assert set(leakage.seed) == {0, 1}
     assert {r["segment"] for r in data["metrics"]} == {
         "__global__",
         "(S3, Ma)",
@@ -50,7 +64,8 @@ def test_quick_demo_end_to_end(tmp_path):
         "(S4, Md)",
         "(S5, Mc)",
     }
-    assert len(data["comparisons"]) == 7 * 6  # every run against single_S1Ma, per segment
+    # Every run against the baseline's first run, per segment.
+    assert len(data["comparisons"]) == (len(models) - 1) * 6
     assert {r["run"] for r in data["training"]} == set(RUNS)
     page = Tables()
     page.feed((tmp_path / "report.html").read_text())
