@@ -257,17 +257,7 @@ def leakage_frames(
     segment farthest from 0.5, per model and label)."""
     tables, summary = [], []
     for model, s in scores.items():
-        r = segment_leakage(
-            y,
-            s,
-            segments,
-            n_boot=options.n_boot,
-            ci=options.ci,
-            resample=options.resample,
-            clusters=clusters,
-            seed=options.seed,
-            n_jobs=options.n_jobs,
-        )
+        r = segment_leakage(y, s, segments, clusters=clusters, **options.keywords())
         tables.append(r.table.assign(model=model))
         summary += [
             (model, w.label, w.segment, w.auc, w.ci_low, w.ci_high, w.p_value_holm, w.leakage)

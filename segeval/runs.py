@@ -240,13 +240,9 @@ def compare_recipes(
                 y[idx],
                 base_scores,
                 np.stack([scores[m][idx] for _, m in runs]),
-                n_boot=options.n_boot,
-                ci=options.ci,
-                resample=options.resample,
                 clusters=None if clusters is None else clusters[idx],
-                seed=options.seed,
-                n_jobs=options.n_jobs,
                 alpha=options.alpha,
+                **options.keywords(),
             )
             base_mean = float(np.mean(r.runs_auc_a))
             rows.append(

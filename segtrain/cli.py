@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -280,25 +280,11 @@ def _pretrain(args: argparse.Namespace) -> None:
     from segtrain.pretrain import PretrainConfig, pretrain
     from segtrain.pretrain_report import summary
 
-    height, width = args.image_size or (None, None)
-    settings = dict(
+    settings = _training_settings(args) | dict(
         manifest=_str(args.manifest),
         lesions=_str(args.lesions),
-        segment_by=args.segment_by,
         out=_str(args.out),
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        ema_decay=args.ema_decay,
-        val_every=args.val_every,
-        image_height=height,
-        image_width=width,
         patch_size=args.patch_size,
-        width=args.model_width,
-        device=args.device,
-        workers=args.workers,
-        seed=args.seed,
-        augment=False if args.no_augment else None,
     )
     if args.resume is not None:
         saved = args.resume / "config.toml"
@@ -351,15 +337,31 @@ def _fit(args: argparse.Namespace) -> None:
                 f"--resume: {str(args.resume)!r} is not a segtrain run (no config.toml)."
             )
         out = args.resume
-    height, width = args.image_size or (None, None)
     config = resolve(
         config_file,
+        **_training_settings(args),
         manifest=args.manifest,
-        segment_by=args.segment_by,
         out=_str(out),
         strategy=args.strategy,
         segment=args.segment,
         segments=args.segments,
+        compile=True if args.compile else None,
+        init_backbone=args.init_backbone,
+        log_every=args.log_every,
+        tensorboard=True if args.tensorboard else None,
+    )
+    try:
+        run_dir = fit(config, resume=args.resume is not None, overwrite=args.overwrite)
+    except TrainingError as exc:
+        raise InputError(str(exc)) from exc
+    print(f"wrote {run_dir}")
+
+
+def _training_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags that fit and pretrain share, as their config fields (None: not given)."""
+    height, width = args.image_size or (None, None)
+    return dict(
+        segment_by=args.segment_by,
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -372,16 +374,7 @@ def _fit(args: argparse.Namespace) -> None:
         workers=args.workers,
         seed=args.seed,
         augment=False if args.no_augment else None,
-        compile=True if args.compile else None,
-        init_backbone=args.init_backbone,
-        log_every=args.log_every,
-        tensorboard=True if args.tensorboard else None,
     )
-    try:
-        run_dir = fit(config, resume=args.resume is not None, overwrite=args.overwrite)
-    except TrainingError as exc:
-        raise InputError(str(exc)) from exc
-    print(f"wrote {run_dir}")
 
 
 def _str(value: object) -> str | None:
