@@ -102,9 +102,12 @@ def check_predictions(
     dup = preds.duplicated(["image_id", "model"])
     if dup.any():
         first = preds.loc[dup].iloc[0]
+        key, per = (
+            ("(image_id, model, run)", "run") if "run" in preds else ("(image_id, model)", "model")
+        )
         raise InputError(
-            f"{int(dup.sum())} duplicate (image_id, model) row(s), first image_id "
-            f"{first.image_id!r} for model {first.model!r}; each image is scored once per model."
+            f"{int(dup.sum())} duplicate {key} row(s), first image_id {first.image_id!r} for "
+            f"model {first.model!r}; each image is scored once per {per}."
         )
     _check_same_images(preds)
     return preds

@@ -440,11 +440,11 @@ def make_dataset(
         raise InputError(f"image_format must be 'dcm' or 'png'; got {image_format!r}.")
     if compress not in (None, "j2k", "rle") or (compress and image_format != "dcm"):
         raise InputError(f"compress must be 'j2k' or 'rle' with DICOM images; got {compress!r}.")
+    sizes = segment_sizes(scale, segments, min_per_label=min_per_label)  # checks the segments
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rows = []
     drawn: list[SynthImage] = []  # of the annotated segment
-    sizes = segment_sizes(scale, segments, min_per_label=min_per_label)
     for (source, maker), (n_ben, n_mal) in sizes.items():
         # A segment's images depend on the seed and the segment only, not on which others run.
         key = list(TABLE1).index((source, maker))

@@ -372,6 +372,11 @@ def _fit(
         check_tensorboard()
     checkpoint = _checked_run_dir(config, ctx, resume=resume, overwrite=overwrite)
     run = build(config, ctx, checkpoint)
+    if run.state.step > config.steps:  # before config.toml is rewritten with the smaller number
+        raise InputError(
+            f"--steps {config.steps} is below the {run.state.step} steps this run has done; "
+            f"give --steps {run.state.step} or more to continue it."
+        )
     out = Path(config.out)
     log = None
     if ctx.is_main:

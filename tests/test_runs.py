@@ -159,7 +159,7 @@ def test_without_runs_there_is_no_recipe_table_and_bad_runs_are_refused():
     with pytest.raises(se.InputError, match="Column 'run' of 'predictions' has 1 missing value"):
         se.evaluate(bad, segment_by="source", baseline="single_segment", n_boot=20)
     twice = pd.concat([_predictions_with_runs(2), _predictions_with_runs(2).head(1)])
-    with pytest.raises(se.InputError, match=r"1 duplicate \(image_id, model\) row\(s\)"):
+    with pytest.raises(se.InputError, match=r"1 duplicate \(image_id, model, run\) row\(s\)"):
         se.evaluate(twice, segment_by="source", baseline="single_segment", n_boot=20)
 
 

@@ -190,6 +190,13 @@ def test_synth_scale_out_of_range(tmp_path, capsys):
     assert not (tmp_path / "d").exists()
 
 
+def test_synth_unknown_segment_leaves_nothing(tmp_path, capsys):
+    out = tmp_path / "d"
+    err = refused(capsys, "synth", "--out", out, "--scale", "0.003", "--segments", "S9:Zz")
+    assert "Unknown segment(s) S9:Zz" in err
+    assert not out.exists()
+
+
 def raw_manifest(tmp_path: Path, image: np.ndarray, **columns: object) -> Path:
     np.save(tmp_path / "a.npy", image)
     np.save(tmp_path / "b.npy", np.random.default_rng(0).random((40, 30)))

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
+import segeval as se
 from segeval.io import read_predictions
 from segtrain.checkpoint import load_checkpoint
 from segtrain.cli import main
@@ -122,6 +123,15 @@ def test_interrupted_and_resumed_equals_uninterrupted(cache, tmp_path):
     b = load_checkpoint(resumed / "checkpoints" / "last.pt")
     for key, value in a["ema"]["module"].items():
         torch.testing.assert_close(b["ema"]["module"][key], value, rtol=0, atol=0)
+
+
+def test_resuming_with_fewer_steps_than_done_is_refused_and_changes_nothing(cache, tmp_path):
+    run = fit(config(cache, tmp_path / "b", steps=8), progress=False)
+    files = [run / "config.toml", run / "metrics.jsonl"]
+    before = [f.read_bytes() for f in files]
+    with pytest.raises(se.InputError, match="--steps 4 is below the 8 steps this run has done"):
+        fit(config(cache, tmp_path / "b", steps=4), resume=True, progress=False)
+    assert [f.read_bytes() for f in files] == before
 
 
 def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(cache, tmp_path):
