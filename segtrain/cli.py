@@ -177,13 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DS;...",
         help="train and validate on these DSs only, e.g. 'S1/Ma,S2/Ma' or '(S1, Ma);(S2, Ma)'",
     )
-    fit.add_argument("--out", type=Path, help="run folder")
     fit.add_argument("--config", type=Path, help="TOML file of settings (flags override it)")
-    fit.add_argument("--steps", type=positive_int, help="training steps (default: 150000)")
-    fit.add_argument("--batch-size", type=positive_int, help="global batch size (default: 24)")
-    fit.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-4)")
-    fit.add_argument("--ema-decay", type=float, help="EMA decay (default: 0.99)")
-    fit.add_argument("--val-every", type=positive_int, help="steps between validations (1000)")
     fit.add_argument(
         "--image-size",
         metavar="HxW",
@@ -191,10 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="image height x width, each at least 190 (default: the size of a manifest from "
         "segtrain prepare, else 1152x832)",
     )
-    fit.add_argument("--model-width", type=float, help="model channel multiplier (default: 1)")
-    fit.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    fit.add_argument("--workers", type=non_negative_int, help="data loader workers (default: 2)")
-    fit.add_argument("--seed", type=non_negative_int, help="random seed (default: 0)")
+    _add_training_flags(
+        fit,
+        steps=150000,
+        batch_size=("global batch size", 24),
+        lr="1e-4",
+        val_every=1000,
+        seed="random seed (default: 0)",
+        resume="continue the run in RUN (from any folder; other flags may extend --steps)",
+    )
     fit.add_argument(
         "--log-every",
         type=positive_int,
@@ -205,16 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also log to RUN/tensorboard (needs the tensorboard package)",
     )
-    fit.add_argument("--no-augment", action="store_true", help="train without augmentation")
     fit.add_argument("--compile", action="store_true", help="torch.compile the model")
     fit.add_argument("--init-backbone", help="checkpoint whose backbone initializes the model")
-    fit.add_argument(
-        "--resume",
-        type=Path,
-        metavar="RUN",
-        help="continue the run in RUN (from any folder; other flags may extend --steps)",
-    )
-    fit.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
 
     _add_pretrain_parser(sub)
 
@@ -257,23 +248,50 @@ def _add_pretrain_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     pre.add_argument("--manifest", type=Path, help="the raw manifest (not prepare's)")
     pre.add_argument("--lesions", type=Path, help="lesion table, CSV or Parquet")
     pre.add_argument("--segment-by", metavar="COLS", help="segment columns, as for fit")
-    pre.add_argument("--out", type=Path, help="run folder")
-    pre.add_argument("--steps", type=positive_int, help="training steps (default: 20000)")
-    pre.add_argument("--batch-size", type=positive_int, help="batch size (default: 64)")
-    pre.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
-    pre.add_argument("--ema-decay", type=float, help="EMA decay (default: 0.99)")
-    pre.add_argument("--val-every", type=positive_int, help="steps between validations (500)")
     pre.add_argument(
         "--image-size", metavar="HxW", type=_image_size, help="fit's image size (1152x832)"
     )
     pre.add_argument("--patch-size", type=positive_int, help="patch side (default: 224)")
-    pre.add_argument("--model-width", type=float, help="channel multiplier, as fit's (1)")
-    pre.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    pre.add_argument("--workers", type=int, help="data loader workers (default: 2)")
-    pre.add_argument("--seed", type=int, help="random seed, also of the split (default: 0)")
-    pre.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    pre.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN")
-    pre.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    _add_training_flags(
+        pre,
+        steps=20000,
+        batch_size=("batch size", 64),
+        lr="1e-3",
+        val_every=500,
+        seed="random seed, also of the split (default: 0)",
+        resume="continue the run in RUN",
+    )
+
+
+def _add_training_flags(
+    parser: argparse.ArgumentParser,
+    *,
+    steps: int,
+    batch_size: tuple[str, int],
+    lr: str,
+    val_every: int,
+    seed: str,
+    resume: str,
+) -> None:
+    """The flags fit and pretrain share (:func:`_training_settings` reads them), with each
+    command's defaults in the help."""
+    parser.add_argument("--out", type=Path, help="run folder")
+    parser.add_argument("--steps", type=positive_int, help=f"training steps (default: {steps})")
+    parser.add_argument(
+        "--batch-size", type=positive_int, help=f"{batch_size[0]} (default: {batch_size[1]})"
+    )
+    parser.add_argument("--lr", type=float, help=f"Adam learning rate (default: {lr})")
+    parser.add_argument("--ema-decay", type=float, help="EMA decay (default: 0.99)")
+    parser.add_argument(
+        "--val-every", type=positive_int, help=f"steps between validations ({val_every})"
+    )
+    parser.add_argument("--model-width", type=float, help="model channel multiplier (default: 1)")
+    parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--workers", type=non_negative_int, help="data loader workers (default: 2)")
+    parser.add_argument("--seed", type=non_negative_int, help=seed)
+    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--resume", type=Path, metavar="RUN", help=resume)
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
 
 
 def _pretrain(args: argparse.Namespace) -> None:

@@ -342,3 +342,16 @@ def test_resume_from_a_checkpoint_with_the_right_schema_and_wrong_content(data, 
     err = refused(capsys, "fit", "--resume", run)
     assert "--resume: checkpoints/last.pt does not fit this run (" in err
     assert sorted(p.name for p in run.rglob("*")) == before  # nothing written
+
+
+@pytest.mark.parametrize("command", ["fit", "pretrain"])
+def test_fit_and_pretrain_check_their_shared_flags_alike(tmp_path, capsys, command):
+    """The flags fit and pretrain share are declared once: the same refusal in both."""
+    for flag, value, message in [
+        ("--workers", "-1", "argument --workers: must be an integer >= 0; got '-1'"),
+        ("--seed", "-3", "argument --seed: must be an integer >= 0; got '-3'"),
+        ("--steps", "0", "argument --steps"),
+    ]:
+        err = refused(capsys, command, flag, value, "--out", tmp_path / "run")
+        assert message in err, err
+    assert not (tmp_path / "run").exists()
