@@ -35,10 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument(
         "--preds",
-        action="append",
+        action="extend",
+        nargs="+",
         required=True,
         metavar="FILE",
-        help="predictions file, Parquet or CSV (repeatable)",
+        help="predictions files, Parquet or CSV (one or more; repeatable)",
     )
     rep.add_argument(
         "--segment-by",
@@ -56,9 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument(
         "--run",
-        action="append",
+        action="extend",
+        nargs="+",
         metavar="RUN_DIR",
-        help="training run directory: plots its validation curves from metrics.jsonl (repeatable)",
+        help="training run directories: their validation curves (metrics.jsonl) and, with "
+        "preds/val.parquet, their segment leakage on validation (one or more; repeatable)",
     )
     rep.add_argument(
         "--cluster", metavar="COL", help="resample whole clusters of this column (e.g. patient_id)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +25,14 @@ from segeval.io import (
     check_predictions,
     file_record,
     read_metrics_log,
+    read_table,
     to_jsonable,
 )
 from segeval.leakage import leakage_frames
 from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
 from segeval.resampling import BootstrapOptions, DrawCache, Resample
 from segeval.runs import compare_recipes
-from segeval.scorecard import scorecard
+from segeval.scorecard import recipe_scorecard, scorecard
 from segeval.segments import GLOBAL, segment_keys, with_global
 from segeval.table import CI_COLUMNS, TABLE_COLUMNS
 from segeval.validation import InputError, SeedLike, readable_repr
@@ -59,11 +61,13 @@ class Evaluation:
         What the figures draw: ROC curves, score histograms, validation curves of runs.
     scorecard : DataFrame
         One row per model, read off the frames above: the report's first screen (see
-        :func:`segeval.scorecard.scorecard`).
+        :func:`segeval.scorecard.scorecard`). With a ``run`` column, one row per model over its
+        runs instead (:func:`segeval.scorecard.recipe_scorecard`).
     leakage, leakage_summary : DataFrame
         Segment leakage (:func:`segeval.segment_leakage`) of every model: how well its score
         tells each segment from the others among images of one label; the summary keeps the
-        segment farthest from 0.5 per model and label.
+        segment farthest from 0.5 per model and label. Column ``on``: ``"evaluated set"``, or
+        ``"validation"`` for the runs' validation predictions.
     recipe_comparisons, run_deltas : DataFrame
         Only for predictions with a ``run`` column (several training seeds of a model): each
         model against the baseline over images *and* seeds
@@ -193,7 +197,9 @@ def evaluate(
     resample : {"rows", "stratified", "cluster"}
         Resampling scheme; ``cluster=`` implies ``"cluster"``.
     runs : list of paths
-        Training run folders whose ``metrics.jsonl`` gives the validation curves.
+        Training run folders: their ``metrics.jsonl`` gives the validation curves, and their
+        ``preds/val.parquet`` (written by ``segtrain fit``) the segment leakage on validation
+        (rows ``on == "validation"``, named as the run folder).
     progress : callable, optional
         ``progress(done, total)`` as resamples complete.
 
@@ -262,8 +268,11 @@ def evaluate(
     )
     by_model = dict(zip(models, scores, strict=True))
     leakage = (
-        leakage_frames(y, by_model, segments, options=options, clusters=clusters)
-        if segments
+        _concat_pairs(
+            leakage_frames(y, by_model, segments, options=options, clusters=clusters),
+            *(_validation_leakage(r, segment_by, cluster, options) for r in runs),
+        )
+        if segments and segment_by
         else (pd.DataFrame(), pd.DataFrame())
     )
     recipe_of = {m: recipe for recipe, runs in recipes.items() for _, m in runs}
@@ -283,6 +292,10 @@ def evaluate(
     )
     diagnostics = frames.diagnostics(metrics, training)
     op_spread = pd.concat([s[1] for s in spreads], ignore_index=True) if spreads else pd.DataFrame()
+    card = scorecard(models, metrics, comparisons, diagnostics, op_spread)
+    recipe_comparisons = frames.with_holm(across[0]) if len(across[0]) else across[0]
+    if several:  # the first screen answers per model, over its runs
+        card = recipe_scorecard(recipes, card, recipe_comparisons, diagnostics)
     audit = audit_data(
         y, segments if segments else np.full(y.size, GLOBAL), patients=reference.get("patient_id")
     )
@@ -305,9 +318,9 @@ def evaluate(
         training=training,
         leakage=leakage[0],
         leakage_summary=leakage[1],
-        recipe_comparisons=frames.with_holm(across[0]) if len(across[0]) else across[0],
+        recipe_comparisons=recipe_comparisons,
         run_deltas=across[1],
-        scorecard=scorecard(models, metrics, comparisons, diagnostics, op_spread),
+        scorecard=card,
         settings={
             "segment_by": columns,
             "n_boot": options.n_boot,
@@ -319,6 +332,46 @@ def evaluate(
         },
         provenance=_provenance(len(preds), runs),
     )
+
+
+def _validation_leakage(
+    run: str | Path,
+    segment_by: str | Sequence[str],
+    cluster: str | None,
+    options: BootstrapOptions,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Segment leakage of a training run on its validation set (``RUN/preds/val.parquet``,
+    written by ``segtrain fit``), named as the run; nothing when the run has no such file or
+    validated on fewer than two segments."""
+    path = Path(run) / "preds" / "val.parquet"
+    none = (pd.DataFrame(), pd.DataFrame())
+    if not path.is_file():
+        return none
+    val = check_predictions(read_table(path, "validation predictions file"), str(path))
+    name = Path(run).resolve().name
+    missing = [c for c in frames.segment_columns(segment_by) if c not in val.columns]
+    if missing:
+        warnings.warn(
+            f"No segment leakage on validation for run {name!r}: {str(path)!r} lacks the "
+            f"segment column(s) {', '.join(missing)}.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return none
+    segments = segment_keys(val, segment_by)
+    if len(segments.names) < 2:
+        return none
+    clusters = val[cluster].to_numpy() if cluster and cluster in val.columns else None
+    y = val["label"].to_numpy(np.int8)
+    scores = {name: val["score"].to_numpy(np.float64)}
+    return leakage_frames(y, scores, segments, options=options, clusters=clusters, on="validation")
+
+
+def _concat_pairs(*pairs: tuple[pd.DataFrame, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Leakage (table, summary) pairs joined: the tables together, the summaries together."""
+    tables = [t for t, _ in pairs if len(t)] or [pairs[0][0]]
+    summaries = [s for _, s in pairs if len(s)] or [pairs[0][1]]
+    return pd.concat(tables, ignore_index=True), pd.concat(summaries, ignore_index=True)
 
 
 def _recipes(preds: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:

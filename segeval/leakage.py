@@ -235,6 +235,7 @@ def segment_leakage(
 
 SUMMARY_COLUMNS = [
     "model",
+    "on",
     "label",
     "segment",
     "auc",
@@ -252,17 +253,19 @@ def leakage_frames(
     *,
     options: BootstrapOptions,
     clusters: NDArray[Any] | None = None,
+    on: str = "evaluated set",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every model's leakage table (one row per model, label and segment) and its summary (the
-    segment farthest from 0.5, per model and label)."""
+    segment farthest from 0.5, per model and label); ``on`` names the images (column ``on``)."""
     tables, summary = [], []
     for model, s in scores.items():
         r = segment_leakage(y, s, segments, clusters=clusters, **options.keywords())
-        tables.append(r.table.assign(model=model))
+        tables.append(r.table.assign(model=model, on=on))
         summary += [
-            (model, w.label, w.segment, w.auc, w.ci_low, w.ci_high, w.p_value_holm, w.leakage)
+            (model, on, w.label, w.segment, w.auc, w.ci_low, w.ci_high, w.p_value_holm, w.leakage)
             for w in (r.benign, r.malignant)
             if w is not None
         ]
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
-    return table[["model", *COLUMNS]], pd.DataFrame(summary, columns=SUMMARY_COLUMNS)
+    columns = ["model", "on", *COLUMNS]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
+    return table[columns], pd.DataFrame(summary, columns=SUMMARY_COLUMNS)

@@ -140,7 +140,9 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
         comparisons,
         key=lambda r: (r["segment"] != GLOBAL, r["segment"], order[r["model"]]),
     )
-    baselines = {r["baseline"] for r in comparisons}
+    # With runs, the scorecard compares models over their runs: its baseline is a model too.
+    compared = context["recipe_comparisons"] or comparisons
+    baselines = {r["baseline"] for r in compared}
     where = {"validation": "segment_bias_validation", "test": "segment_bias_test"}
     flags = {r["model"]: [w for w, key in where.items() if r[key]] for r in context["scorecard"]}
     return (
@@ -152,7 +154,8 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
             images=images,
             global_name=GLOBAL,
             comparison_rows=ordered,
-            one_baseline=baselines.pop() if len(baselines) == 1 else None,
+            one_baseline=next(iter(baselines)) if len(baselines) == 1 else None,
+            baseline_models={*context["baselines"].values(), *baselines},
             bias_flags=flags,
             hints=hints(context),
             min_positives=MIN_POSITIVES,

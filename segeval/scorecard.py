@@ -6,6 +6,7 @@ Every number is read off the other frames of an :class:`~segeval.evaluation.Eval
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -76,7 +77,21 @@ def _row(
         "auc": whole.auc,
         "auc_ci_low": whole.auc_ci_low,
         "auc_ci_high": whole.auc_ci_high,
+        **_against_baseline(model, comparisons),
     }
+    row["segment_bias_test"] = _flag(diagnostics, model, "evaluated set")
+    row["segment_bias_validation"] = _flag(diagnostics, model, "validation, last step")
+    if len(op_spread) and len(
+        spread := op_spread[op_spread.model == model].dropna(subset=["spread"])
+    ):
+        top = spread.iloc[int(np.argmax(spread.spread.to_numpy()))]
+        row |= {"op_spread_max": top.spread, "op_spread_threshold": top.threshold}
+    return row
+
+
+def _against_baseline(model: str, comparisons: pd.DataFrame) -> dict[str, Any]:
+    """The global comparison, the segments counted by Holm verdict, and the worst segment."""
+    row: dict[str, Any] = {}
     mine = comparisons[comparisons.model == model] if len(comparisons) else comparisons
     glob = mine[mine.segment == GLOBAL] if len(mine) else mine
     if len(glob):
@@ -96,14 +111,56 @@ def _row(
             "worst_delta_auc": worst.delta_auc,
             "worst_verdict_holm": worst.verdict_holm,
         }
-    row["segment_bias_test"] = _flag(diagnostics, model, "evaluated set")
-    row["segment_bias_validation"] = _flag(diagnostics, model, "validation, last step")
-    if len(op_spread) and len(
-        spread := op_spread[op_spread.model == model].dropna(subset=["spread"])
-    ):
-        top = spread.iloc[int(np.argmax(spread.spread.to_numpy()))]
-        row |= {"op_spread_max": top.spread, "op_spread_threshold": top.threshold}
     return row
+
+
+RECIPE_SCORECARD_COLUMNS = [*SCORECARD_COLUMNS, "n_runs", "auc_runs_min", "auc_runs_max"]
+
+
+def recipe_scorecard(
+    recipes: Mapping[str, Sequence[tuple[str, str]]],
+    runs: pd.DataFrame,
+    recipe_comparisons: pd.DataFrame,
+    diagnostics: pd.DataFrame,
+) -> pd.DataFrame:
+    """One row per model given as several runs (training seeds), in
+    ``RECIPE_SCORECARD_COLUMNS``: what the scorecard says when predictions have a ``run`` column.
+
+    ``recipes`` maps a model to its (run, evaluated model) pairs; ``runs`` is the
+    :func:`scorecard` of the evaluated models (one per run); ``recipe_comparisons`` holds the
+    comparisons over images *and* seeds, with Holm (:func:`segeval.runs.compare_recipes`).
+
+    - ``auc``: the mean of the runs' global AUCs, ``auc_runs_min`` / ``_max`` their range
+      (``auc_ci_*`` NaN: the across-seed interval is the ΔAUC's);
+    - ``delta_*``, ``verdict_holm``, the segment counts and the worst segment: as in
+      :func:`scorecard`, from ``recipe_comparisons``;
+    - ``segment_bias_test``: how many runs are flagged on the evaluated set (None if none was
+      judged); ``segment_bias_validation``: the flag of the training run folder named as the
+      model (None when there is none);
+    - ``op_spread_max``: the mean over the runs of each run's largest OP spread
+      (``op_spread_threshold`` None: it differs between runs).
+    """
+    card = runs.set_index("model")
+    rows = []
+    for recipe, pairs in recipes.items():
+        mine = card.loc[[m for _, m in pairs]]
+        flags = [bool(f) for f in mine.segment_bias_test if f is not None]
+        spreads = pd.to_numeric(mine.op_spread_max, errors="coerce").dropna()
+        auc = pd.to_numeric(mine.auc, errors="coerce")
+        rows.append(
+            {
+                "model": recipe,
+                "auc": float(auc.mean()),
+                **_against_baseline(recipe, recipe_comparisons),
+                "segment_bias_test": sum(flags) if flags else None,
+                "segment_bias_validation": _flag(diagnostics, recipe, "validation, last step"),
+                "op_spread_max": float(spreads.mean()) if len(spreads) else None,
+                "n_runs": len(pairs),
+                "auc_runs_min": float(auc.min()),
+                "auc_runs_max": float(auc.max()),
+            }
+        )
+    return pd.DataFrame(rows, columns=RECIPE_SCORECARD_COLUMNS, dtype=object)
 
 
 def _flag(diagnostics: pd.DataFrame, model: str, on: str) -> bool | None:

@@ -128,7 +128,9 @@ def test_evaluate_reports_each_models_leakage_as_the_function_computes_it():
     direct = segment_leakage(
         rows.label, rows.score, rows[["source", "manufacturer"]], n_boot=40, seed=0
     )
-    mine = ev.leakage[ev.leakage.model == "bal_labels"].drop(columns="model")
+    mine = ev.leakage[ev.leakage.model == "bal_labels"]
+    assert set(mine.on) == {"evaluated set"}
+    mine = mine.drop(columns=["model", "on"])
     pd.testing.assert_frame_equal(mine.reset_index(drop=True), direct.table)
     summary = ev.leakage_summary.query("model == 'bal_labels' and label == 'benign'").iloc[0]
     assert (summary.segment, summary.auc) == (direct.benign.segment, direct.benign.auc)
@@ -136,3 +138,60 @@ def test_evaluate_reports_each_models_leakage_as_the_function_computes_it():
     benign = ev.leakage_summary[ev.leakage_summary.label == "benign"].set_index("model")
     assert benign.leakage["bal_labels"] > benign.leakage["single_segment"] + 0.2
     assert len(ev.to_dict()["leakage_summary"]) == len(ev.leakage_summary)
+
+
+def test_evaluate_measures_a_runs_leakage_on_its_validation_set(tmp_path):
+    """A training run folder with preds/val.parquet (segtrain fit) adds its validation leakage,
+    named as the folder; a run validated on one segment, or without val.parquet, adds none."""
+    from segeval.synthetic import make_predictions
+
+    p = make_predictions(scale=0.1)
+    val = p[p.model == "bal_labels"].assign(model="whatever")
+    runs = []
+    for name, frame in {
+        "leaky": val,
+        "one_segment": val[(val.source == "S1") & (val.manufacturer == "Ma")],
+        "no_preds": None,
+    }.items():
+        run = tmp_path / name
+        (run / "preds").mkdir(parents=True)
+        (run / "metrics.jsonl").write_text(
+            '{"step": 1, "segment": "__global__", "wll": 0.5, "auc": 0.7}\n'
+        )
+        if frame is not None:
+            frame.to_parquet(run / "preds" / "val.parquet")
+        runs.append(run)
+    ev = se.evaluate(
+        p, segment_by="source,manufacturer", baseline="single_segment", n_boot=40, runs=runs
+    )
+    on_val = ev.leakage[ev.leakage.on == "validation"]
+    assert set(on_val.model) == {"leaky"}
+    rows = val.sort_values("image_id", kind="stable")
+    direct = segment_leakage(
+        rows.label, rows.score, rows[["source", "manufacturer"]], n_boot=40, seed=0
+    )
+    pd.testing.assert_frame_equal(
+        on_val.drop(columns=["model", "on"]).reset_index(drop=True), direct.table
+    )
+    summary = ev.leakage_summary.query("on == 'validation' and label == 'benign'").iloc[0]
+    assert (summary.model, summary.auc) == ("leaky", direct.benign.auc)
+    # The same images on the evaluated set give the same numbers (same seed, same resamples).
+    same = ev.leakage[(ev.leakage.on == "evaluated set") & (ev.leakage.model == "bal_labels")]
+    np.testing.assert_array_equal(same.auc.to_numpy(), on_val.auc.to_numpy())
+
+
+def test_a_validation_file_without_the_segment_columns_warns_and_adds_nothing(tmp_path):
+    from segeval.synthetic import make_predictions
+
+    p = make_predictions(scale=0.1)
+    run = tmp_path / "old_run"
+    (run / "preds").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text(
+        '{"step": 1, "segment": "__global__", "wll": 0.5, "auc": 0.7}\n'
+    )
+    p[p.model == "bal_labels"].drop(columns="manufacturer").to_parquet(
+        run / "preds" / "val.parquet"
+    )
+    with pytest.warns(UserWarning, match="lacks the segment column"):
+        ev = se.evaluate(p, segment_by="source,manufacturer", n_boot=20, runs=[run])
+    assert set(ev.leakage.on) == {"evaluated set"}

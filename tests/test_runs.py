@@ -149,6 +149,37 @@ def test_evaluate_compares_recipes_over_images_and_seeds():
     assert len(report["run_deltas"]) == len(ev.run_deltas)
 
 
+def test_the_scorecard_has_one_row_per_model_over_its_runs():
+    ev = se.evaluate(
+        _predictions_with_runs(), segment_by="source", baseline="single_segment", n_boot=60
+    )
+    card = ev.scorecard.set_index("model")
+    assert sorted(card.index) == ["bal_labels", "periodic", "single_segment"]
+    per_run = ev.metrics[ev.metrics.segment == se.GLOBAL].set_index("model").auc
+    runs = [f"periodic [run s{k}]" for k in range(3)]
+    row = card.loc["periodic"]
+    assert row.n_runs == 3
+    assert row.auc == pytest.approx(per_run[runs].mean(), abs=1e-12)
+    assert (row.auc_runs_min, row.auc_runs_max) == (per_run[runs].min(), per_run[runs].max())
+    recipe = ev.recipe_comparisons.set_index(["model", "segment"])
+    glob = recipe.loc[("periodic", se.GLOBAL)]
+    assert (row.delta_auc, row.delta_ci_low, row.p_holm, row.verdict_holm) == (
+        glob.delta_auc,
+        glob.delta_ci_low,
+        glob.p_holm,
+        glob.verdict_holm,
+    )
+    local = ev.recipe_comparisons.query("model == 'periodic' and segment != @se.GLOBAL")
+    assert row.n_segments_compared == len(local)
+    if not row.n_segments_worse:
+        assert row.worst_delta_auc == local.delta_auc.min()
+    # On test, the scorecard counts the runs the diagnostics flag.
+    flagged = ev.diagnostics.query("on == 'evaluated set' and model in @runs").suspicious.sum()
+    assert row.segment_bias_test == flagged
+    assert pd.isna(card.loc["single_segment"].delta_auc)  # the baseline
+    assert ev.to_dict()["scorecard"][0]["n_runs"] == 3
+
+
 def test_without_runs_there_is_no_recipe_table_and_bad_runs_are_refused():
     p = make_predictions(scale=0.05)
     ev = se.evaluate(p, segment_by="source", baseline="single_segment", n_boot=20)

@@ -225,6 +225,32 @@ def test_per_segment_baseline_and_runs(tmp_path, preds_file, capsys):
     assert code == 2 and "--baseline must be MODEL or SEGMENT=MODEL; got '=x'." in err
 
 
+def test_one_flag_takes_several_files(tmp_path, preds_file, capsys):
+    """`--preds a b` as a shell glob gives it, and `--run r1 r2`, same as repeating the flag."""
+    import pandas as pd
+
+    frame = pd.read_parquet(preds_file)
+    files = []
+    for model in ("single_segment", "periodic"):
+        files.append(tmp_path / f"{model}.parquet")
+        frame[frame.model == model].to_parquet(files[-1])
+    runs = []
+    for name in ("r1", "r2"):
+        runs.append(tmp_path / name)
+        runs[-1].mkdir()
+        (runs[-1] / "metrics.jsonl").write_text(
+            '{"step": 10, "segment": "__global__", "wll": 0.6, "auc": 0.7}\n'
+        )
+    out = tmp_path / "r.html"
+    code, _, err = run(
+        capsys, "report", "--preds", *files, "--run", *runs, "--n-boot", "20", "--out", out
+    )
+    assert code == 0, err
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["models"] == ["periodic", "single_segment"]
+    assert sorted({r["run"] for r in data["training"]}) == ["r1", "r2"]
+
+
 def test_audit_formats(tmp_path, capsys):
     manifest = tmp_path / "m.csv"
     make_predictions(scale=0.1).query("model == 'periodic'").to_csv(manifest, index=False)
