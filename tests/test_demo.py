@@ -52,10 +52,24 @@ def test_quick_demo_end_to_end(tmp_path):
     assert len(data["recipe_comparisons"]) == 7 * 6
     assert {r["n_runs"] for r in data["recipe_comparisons"]} == {2}
     assert len(data["run_deltas"]) == 7 * 6 * 2
-    assert {r["model"] for r in data["leakage_summary"]} == set(models)
+    # The first screen: one row per model, over its two seeds.
+    assert [r["model"] for r in data["scorecard"]] == sorted(RUNS)
+    assert {r["n_runs"] for r in data["scorecard"]} == {2}
+    # Leakage on test for every run; on validation for the first seed's run folders (the
+    # report's --run), and in leakage_validation.csv for every seed.
+    on_test = {r["model"] for r in data["leakage_summary"] if r["on"] == "evaluated set"}
+    assert on_test == set(models)
+    multi = set(RUNS) - {"single_S1Ma", "single_S1Mb"}  # one segment: no leakage to measure
+    on_val = {r["model"] for r in data["leakage_summary"] if r["on"] == "validation"}
+    assert on_val == multi
     leakage = pd.read_csv(tmp_path / "leakage_validation.csv")
-    assert set(leakage.model) == set(RUNS) - {"single_S1Ma", "single_S1Mb"}  # one segment: none
+    assert set(leakage.model) == multi
     assert set(leakage.seed) == {0, 1}
+    first = leakage[leakage.seed == 0].set_index(["model", "label", "segment"]).auc
+    report = pd.DataFrame(data["leakage"]).query("on == 'validation'")
+    assert (
+        report.set_index(["model", "label", "segment"]).auc.sort_index().equals(first.sort_index())
+    )  # the same AUCs: the same images and scores
     assert {r["segment"] for r in data["metrics"]} == {
         "__global__",
         "(S3, Ma)",
