@@ -28,7 +28,7 @@ from segeval.io import (
     read_table,
     to_jsonable,
 )
-from segeval.leakage import leakage_frames
+from segeval.leakage import leakage_frames, leakage_over_runs
 from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
 from segeval.resampling import BootstrapOptions, DrawCache, Resample
 from segeval.runs import compare_recipes
@@ -68,6 +68,9 @@ class Evaluation:
         tells each segment from the others among images of one label; the summary keeps the
         segment farthest from 0.5 per model and label. Column ``on``: ``"evaluated set"``, or
         ``"validation"`` for the runs' validation predictions.
+    leakage_runs : DataFrame
+        With a ``run`` column: the leakage summary of each model over its runs
+        (:func:`segeval.leakage.leakage_over_runs`).
     recipe_comparisons, run_deltas : DataFrame
         Only for predictions with a ``run`` column (several training seeds of a model): each
         model against the baseline over images *and* seeds
@@ -94,6 +97,7 @@ class Evaluation:
     training: pd.DataFrame
     leakage: pd.DataFrame = field(default_factory=pd.DataFrame)
     leakage_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    leakage_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     recipe_comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
     run_deltas: pd.DataFrame = field(default_factory=pd.DataFrame)
     scorecard: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -121,6 +125,7 @@ class Evaluation:
                 "training": self.training,
                 "leakage": self.leakage,
                 "leakage_summary": self.leakage_summary,
+                "leakage_runs": self.leakage_runs,
                 "recipe_comparisons": self.recipe_comparisons,
                 "run_deltas": self.run_deltas,
             }
@@ -318,6 +323,7 @@ def evaluate(
         training=training,
         leakage=leakage[0],
         leakage_summary=leakage[1],
+        leakage_runs=leakage_over_runs(leakage[1], recipes) if several else pd.DataFrame(),
         recipe_comparisons=recipe_comparisons,
         run_deltas=across[1],
         scorecard=card,

@@ -22,7 +22,7 @@ costs one pass over the rows, as a single AUC does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -269,3 +269,53 @@ def leakage_frames(
     columns = ["model", "on", *COLUMNS]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
     return table[columns], pd.DataFrame(summary, columns=SUMMARY_COLUMNS)
+
+
+RUNS_SUMMARY_COLUMNS = [
+    "model",
+    "on",
+    "label",
+    "n_runs",
+    "leakage_mean",
+    "leakage_min",
+    "leakage_max",
+    "n_runs_significant",
+    "segments",
+]
+
+
+def leakage_over_runs(
+    summary: pd.DataFrame,
+    recipes: Mapping[str, Sequence[tuple[str, str]]],
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """The leakage summary of each model over its runs (training seeds), per label.
+
+    ``summary`` is the per-run summary of :func:`leakage_frames` (runs as evaluated models);
+    ``recipes`` maps a model to its (run, evaluated model) pairs. Per model and label: the mean,
+    least and largest ``|AUC − 0.5|`` over the runs, how many runs set a segment apart
+    (``p_value_holm < alpha``), and the segments farthest from 0.5 with how many runs each,
+    most frequent first (``"(S4, Mc) ×3; (S5, Mc) ×2"``).
+    """
+    rows = []
+    for recipe, pairs in recipes.items():
+        runs = [m for _, m in pairs]
+        mine = summary[summary.model.isin(runs)]
+        for (on, label), group in mine.groupby(["on", "label"], sort=True):
+            leak = group.leakage.to_numpy(np.float64)
+            defined = leak[~np.isnan(leak)]
+            counts = group.segment.value_counts()
+            rows.append(
+                (
+                    recipe,
+                    on,
+                    label,
+                    len(group),
+                    float(defined.mean()) if defined.size else np.nan,
+                    float(defined.min()) if defined.size else np.nan,
+                    float(defined.max()) if defined.size else np.nan,
+                    int((group.p_value_holm < alpha).sum()),
+                    "; ".join(f"{s} ×{n}" for s, n in counts.items()),
+                )
+            )
+    return pd.DataFrame(rows, columns=RUNS_SUMMARY_COLUMNS)

@@ -191,6 +191,7 @@ def write_report(evaluation: Evaluation, out: str | Path) -> list[Path]:
         "op_spread": evaluation.op_spread,
         "diagnostics": evaluation.diagnostics,
         "leakage": evaluation.leakage,
+        "leakage_runs": evaluation.leakage_runs,
         "recipe_comparisons": evaluation.recipe_comparisons,
         "run_deltas": evaluation.run_deltas,
     }

@@ -208,3 +208,22 @@ def test_report_cli_shows_the_seed_section(tmp_path):
     assert 'id="seeds"' in page
     assert 'id="leakage"' in page
     assert (tmp_path / "r" / "report_recipe_comparisons.csv").exists()
+
+
+def test_leakage_over_runs_summarises_each_models_runs():
+    ev = se.evaluate(
+        _predictions_with_runs(), segment_by="source", baseline="single_segment", n_boot=40
+    )
+    row = ev.leakage_runs.query("model == 'periodic' and label == 'benign'").iloc[0]
+    runs = ev.leakage_summary.query(
+        "model.str.startswith('periodic [run') and label == 'benign'", engine="python"
+    )
+    assert row.n_runs == len(runs) == 3
+    assert row.leakage_mean == pytest.approx(runs.leakage.mean(), abs=1e-12)
+    assert (row.leakage_min, row.leakage_max) == (runs.leakage.min(), runs.leakage.max())
+    assert row.n_runs_significant == (runs.p_value_holm < 0.05).sum()
+    assert sum(int(part.rsplit("×", 1)[1]) for part in row.segments.split("; ")) == 3
+    assert len(ev.to_dict()["leakage_runs"]) == len(ev.leakage_runs)
+    assert se.evaluate(
+        make_predictions(scale=0.05), segment_by="source", n_boot=20
+    ).leakage_runs.empty
