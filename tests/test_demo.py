@@ -89,3 +89,12 @@ def test_quick_demo_end_to_end(tmp_path):
     for model, table in zip(data["models"], metric_tables(page), strict=True):
         rows = [r for r in data["metrics"] if r["model"] == model]
         assert [row[7] for row in table[1:]] == [fmt(r["auc"]) for r in rows]
+    # The README's tables across seeds come from this script; it reads the same folder.
+    tables = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "seeds_effect.py"), str(tmp_path), "--n-boot",
+         "20"], capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert tables.returncode == 0, tables.stderr[-3000:]
+    lines = tables.stdout.splitlines()
+    assert sum(line.startswith("| exp") for line in lines) == 6 + 4 + 6
+    assert sum("| 2 |" in line for line in lines if line.startswith("| exp1_periodic")) == 1
