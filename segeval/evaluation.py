@@ -148,22 +148,60 @@ class Evaluation:
         return readable_repr(self)
 
     def _repr_html_(self) -> str:
-        """A short summary for notebooks: the whole-set metrics, the verdicts, the warnings."""
-        whole = self.metrics[self.metrics.segment == GLOBAL]
-        shown = whole[["model", "n", "auc", "auc_ci_low", "auc_ci_high", "wll"]].round(4)
+        """A short summary for notebooks: the scorecard (the report's first screen), then the
+        warnings."""
+        card = self.scorecard
+        runs = "n_runs" in card.columns
+        shown = pd.DataFrame(
+            {
+                "model": card.model,
+                **({"runs": card.n_runs} if runs else {}),
+                "AUC": [_number(v) for v in card.auc],
+                "AUC range over runs" if runs else "AUC CI": [
+                    _interval(lo, hi)
+                    for lo, hi in (
+                        zip(card.auc_runs_min, card.auc_runs_max, strict=True)
+                        if runs
+                        else zip(card.auc_ci_low, card.auc_ci_high, strict=True)
+                    )
+                ],
+                "ΔAUC": [_number(v, "+.4f") for v in card.delta_auc],
+                "ΔAUC CI": [
+                    _interval(lo, hi)
+                    for lo, hi in zip(card.delta_ci_low, card.delta_ci_high, strict=True)
+                ],
+                "verdict (Holm)": card.verdict_holm.fillna(""),
+                "segments better / worse": [
+                    "" if pd.isna(b) else f"{b} / {w} of {n}"
+                    for b, w, n in zip(
+                        card.n_segments_better,
+                        card.n_segments_worse,
+                        card.n_segments_compared,
+                        strict=True,
+                    )
+                ],
+            }
+        )
         parts = [
-            f"<p><b>segeval Evaluation</b>: {len(self.models)} model(s), "
-            f"{len(self.segments) - 1} segment(s), n_boot={self.settings.get('n_boot')}</p>",
+            f"<p><b>segeval Evaluation</b>: {len(card)} model(s)"
+            + (f" ({len(self.models)} runs)" if runs else "")
+            + f", {len(self.segments) - 1} segment(s), n_boot={self.settings.get('n_boot')}; "
+            "ΔAUC against the baseline on the whole set</p>",
             shown.to_html(index=False),
         ]
-        if len(self.comparisons):
-            verdicts = self.comparisons.groupby(["model", "verdict"]).size().unstack(fill_value=0)
-            parts += ["<p>Verdicts against the baseline (per segment):</p>", verdicts.to_html()]
         notes = [*self.data_warnings, *self.diagnostics.get("message", pd.Series()).tolist()]
         if notes:
             items = "".join(f"<li>{html.escape(str(n))}</li>" for n in notes)
             parts.append(f"<ul>{items}</ul>")
         return "\n".join(parts)
+
+
+def _number(value: Any, spec: str = ".4f") -> str:
+    return "" if value is None or pd.isna(value) else format(float(value), spec)
+
+
+def _interval(low: Any, high: Any) -> str:
+    return "" if low is None or pd.isna(low) else f"({float(low):.4f}, {float(high):.4f})"
 
 
 def evaluate(

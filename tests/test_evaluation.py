@@ -205,6 +205,9 @@ def test_public_evaluate_matches_the_report_files(preds, tmp_path):
     assert "p_holm" in ev.comparisons and len(ev.comparisons) == 2 * len(ev.segments)
     summary = ev._repr_html_()
     assert "<table" in summary and "single_segment" in summary
+    # The scorecard's numbers, as the report's first screen shows them.
+    row = ev.scorecard.set_index("model").loc["periodic"]
+    assert f"<td>{row.delta_auc:+.4f}</td>" in summary and row.verdict_holm in summary
     assert len(repr(ev)) < 2000 and "np.float64" not in repr(ev)
 
 
