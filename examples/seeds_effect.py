@@ -128,7 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     report = json.loads((args.folder / "report.json").read_text())
     preds = se.io.read_predictions(sorted((args.folder / "preds").glob("*.parquet")))
-    preds = preds.assign(model=preds.recipe)
+    preds = preds.assign(model=preds[se.io.RECIPE])  # the model each run belongs to
     against_baseline(report)
     print()
     periodic_against_others(preds, args.n_boot)

@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate predictions globally and per segment; write HTML, JSON and CSV",
         description="Evaluate one or more predictions files (columns image_id, label, score, "
         "and model or one model per file) globally and per data segment. Writes OUT (HTML) "
-        "and, beside it, OUT.json and CSV tables with the same numbers.",
+        "and, beside it, STEM.json and STEM_*.csv tables with the same numbers (report.html: "
+        "report.json, report_metrics.csv, ...).",
     )
     rep.add_argument(
         "--preds",

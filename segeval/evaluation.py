@@ -21,6 +21,7 @@ import pandas as pd
 from segeval import frames
 from segeval.audit import audit_data
 from segeval.io import (
+    RECIPE,
     check_columns,
     check_predictions,
     file_record,
@@ -276,6 +277,9 @@ def evaluate(
     recipes = _recipes(preds)
     first_run = {recipe: runs[0][1] for recipe, runs in recipes.items()}
     default, per_segment = frames.parse_baseline(baseline)
+    for name in [default, *per_segment.values()]:
+        if name is not None and name not in first_run and name not in models:
+            raise InputError(f"Unknown baseline {name!r}; the models are {', '.join(first_run)}.")
     default = first_run.get(default, default) if default else None
     per_segment = {k: first_run.get(v, v) for k, v in per_segment.items()}
     baselines = frames.baselines(models, segments, default, per_segment)
@@ -335,7 +339,7 @@ def evaluate(
     )
     diagnostics = frames.diagnostics(metrics, training)
     op_spread = pd.concat([s[1] for s in spreads], ignore_index=True) if spreads else pd.DataFrame()
-    card = scorecard(models, metrics, comparisons, diagnostics, op_spread)
+    card = scorecard(models, metrics, comparisons, diagnostics, op_spread, leakage[1])
     recipe_comparisons = frames.with_holm(across[0]) if len(across[0]) else across[0]
     if several:  # the first screen answers per model, over its runs
         card = recipe_scorecard(recipes, card, recipe_comparisons, diagnostics)
@@ -421,9 +425,9 @@ def _concat_pairs(*pairs: tuple[pd.DataFrame, pd.DataFrame]) -> tuple[pd.DataFra
 def _recipes(preds: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
     """Each model's runs as (run, evaluated model name); one run named after the model when the
     predictions have no ``run`` column."""
-    if "recipe" not in preds.columns:
+    if RECIPE not in preds.columns:
         return {m: [("", m)] for m in sorted(preds["model"].unique())}
-    pairs = preds[["recipe", "run", "model"]].drop_duplicates().sort_values(["recipe", "run"])
+    pairs = preds[[RECIPE, "run", "model"]].drop_duplicates().sort_values([RECIPE, "run"])
     out: dict[str, list[tuple[str, str]]] = {}
     for recipe, run, model in pairs.itertuples(index=False):
         out.setdefault(str(recipe), []).append((str(run), str(model)))

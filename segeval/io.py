@@ -61,6 +61,9 @@ def read_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
             df = df.assign(model=Path(path).stem)
         _check_column_values(df, name)
         frames.append(df)
+    if any("run" in f.columns for f in frames):
+        # A file without a run column, beside files with one, holds one run of each model.
+        frames = [f if "run" in f.columns else f.assign(run="0") for f in frames]
     return check_predictions(pd.concat(frames, ignore_index=True), checked=True)
 
 
@@ -97,7 +100,7 @@ def check_predictions(
     preds["model"] = preds["model"].astype(str)
     preds["label"] = preds["label"].astype(np.int8)
     preds["score"] = preds["score"].astype(np.float64)
-    if "run" in preds.columns and "recipe" not in preds.columns:  # not expanded yet
+    if "run" in preds.columns and RECIPE not in preds.columns:  # not expanded yet
         preds = _runs_as_models(preds, name)
     dup = preds.duplicated(["image_id", "model"])
     if dup.any():
@@ -105,9 +108,14 @@ def check_predictions(
         key, per = (
             ("(image_id, model, run)", "run") if "run" in preds else ("(image_id, model)", "model")
         )
+        hint = (
+            ""
+            if "run" in preds
+            else " (several training runs of a model, e.g. seeds, go in a 'run' column)"
+        )
         raise InputError(
             f"{int(dup.sum())} duplicate {key} row(s), first image_id {first.image_id!r} for "
-            f"model {first.model!r}; each image is scored once per {per}."
+            f"model {first.model!r}; each image is scored once per {per}{hint}."
         )
     _check_same_images(preds)
     return preds
@@ -168,6 +176,10 @@ def _check_column_values(df: pd.DataFrame, name: str) -> None:
         )
 
 
+# The model a run belongs to, once runs are evaluated as models (a name no user column takes).
+RECIPE = "__recipe__"
+
+
 def run_model_name(model: str, run: str) -> str:
     """The name under which one run of a model with several runs is evaluated."""
     return f"{model} [run {run}]"
@@ -176,8 +188,8 @@ def run_model_name(model: str, run: str) -> str:
 def _runs_as_models(preds: pd.DataFrame, name: str) -> pd.DataFrame:
     """Several training runs (seeds) of one model: each run is evaluated as a model of its own.
 
-    The ``run`` column becomes text; ``recipe`` keeps the model's name (what the runs share) and
-    ``model`` becomes ``"model [run r]"`` for models with more than one run.
+    The ``run`` column becomes text; column ``RECIPE`` keeps the model's name (what the runs
+    share) and ``model`` becomes ``"model [run r]"`` for models with more than one run.
     """
     missing = preds["run"].isna()
     if missing.any():
@@ -186,7 +198,7 @@ def _runs_as_models(preds: pd.DataFrame, name: str) -> pd.DataFrame:
             f"{int(np.flatnonzero(missing)[0])}; give every row its run, or drop the column."
         )
     preds["run"] = preds["run"].astype(str)
-    preds["recipe"] = preds["model"]
+    preds[RECIPE] = preds["model"]
     several = preds.groupby("model")["run"].transform("nunique") > 1
     preds.loc[several, "model"] = [
         run_model_name(m, r)
@@ -278,9 +290,10 @@ def check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     """Raise InputError naming the first ``columns`` entry absent from ``df``."""
     for col in columns:
         if col not in df.columns:
+            shown = [str(c) for c in df.columns if c != RECIPE]
             raise InputError(
                 f"The {what} column {col!r} is not in the predictions; available columns: "
-                f"{', '.join(map(str, df.columns))}."
+                f"{', '.join(shown)}."
             )
 
 

@@ -79,7 +79,13 @@ class RunsDeltaAUCResult:
 
 
 def _check_runs(name: str, scores: ArrayLike, n: int) -> NDArray[np.float64]:
-    arr = np.asarray(scores, dtype=object if np.ndim(scores) == 0 else None)
+    try:
+        arr = np.asarray(scores, dtype=object if np.ndim(scores) == 0 else None)
+    except ValueError as exc:  # runs of different lengths
+        lengths = ", ".join(str(np.size(run)) for run in scores)  # type: ignore[union-attr]
+        raise InputError(
+            f"{name} must hold one score per image in every run; got runs of {lengths} scores."
+        ) from exc
     if arr.ndim == 1:
         arr = arr[np.newaxis, :]
     if arr.ndim != 2 or arr.shape[0] == 0:

@@ -33,6 +33,8 @@ SCORECARD_COLUMNS = [
     "worst_verdict_holm",
     "segment_bias_test",
     "segment_bias_validation",
+    "leakage_benign",
+    "leakage_segment",
     "op_spread_max",
     "op_spread_threshold",
 ]
@@ -44,6 +46,7 @@ def scorecard(
     comparisons: pd.DataFrame,
     diagnostics: pd.DataFrame,
     op_spread: pd.DataFrame,
+    leakage_summary: pd.DataFrame,
 ) -> pd.DataFrame:
     """One row per model, in the columns of ``SCORECARD_COLUMNS``.
 
@@ -56,10 +59,16 @@ def scorecard(
     - ``segment_bias_test``: the diagnostics' flag on the evaluated set;
       ``segment_bias_validation``: on the last validation of the run named as the model (None
       when there is no such run);
+    - ``leakage_benign``: segment leakage among the benign images of the evaluated set, the
+      ``|AUC − 0.5|`` of ``leakage_segment``, the segment the score tells apart most (NaN
+      without segments);
     - ``op_spread_max``: the largest OP spread over the thresholds (NaN when undefined), at
       ``op_spread_threshold``.
     """
-    rows = [_row(m, metrics, comparisons, diagnostics, op_spread) for m in models]
+    rows = [
+        _row(m, metrics, comparisons, diagnostics, op_spread) | _leakage(m, leakage_summary)
+        for m in models
+    ]
     # object columns keep the counts integers beside the NaN of the baseline's row
     return pd.DataFrame(rows, columns=SCORECARD_COLUMNS, dtype=object)
 
@@ -137,6 +146,8 @@ def recipe_scorecard(
     - ``segment_bias_test``: how many runs are flagged on the evaluated set (None if none was
       judged); ``segment_bias_validation``: the flag of the training run folder named as the
       model (None when there is none);
+    - ``leakage_benign``: the mean over the runs of their benign leakage; ``leakage_segment``
+      the segment most often farthest from 0.5;
     - ``op_spread_max``: the mean over the runs of each run's largest OP spread
       (``op_spread_threshold`` None: it differs between runs).
     """
@@ -146,6 +157,7 @@ def recipe_scorecard(
         mine = card.loc[[m for _, m in pairs]]
         flags = [bool(f) for f in mine.segment_bias_test if f is not None]
         spreads = pd.to_numeric(mine.op_spread_max, errors="coerce").dropna()
+        leaks = pd.to_numeric(mine.leakage_benign, errors="coerce").dropna()
         auc = pd.to_numeric(mine.auc, errors="coerce")
         rows.append(
             {
@@ -154,6 +166,8 @@ def recipe_scorecard(
                 **_against_baseline(recipe, recipe_comparisons),
                 "segment_bias_test": sum(flags) if flags else None,
                 "segment_bias_validation": _flag(diagnostics, recipe, "validation, last step"),
+                "leakage_benign": float(leaks.mean()) if len(leaks) else None,
+                "leakage_segment": _most_frequent(mine.leakage_segment),
                 "op_spread_max": float(spreads.mean()) if len(spreads) else None,
                 "n_runs": len(pairs),
                 "auc_runs_min": float(auc.min()),
@@ -163,7 +177,23 @@ def recipe_scorecard(
     return pd.DataFrame(rows, columns=RECIPE_SCORECARD_COLUMNS, dtype=object)
 
 
+def _leakage(model: str, summary: pd.DataFrame) -> dict[str, Any]:
+    if not len(summary):
+        return {}
+    rows = summary[
+        (summary.model == model) & (summary.on == "evaluated set") & (summary.label == "benign")
+    ]
+    if not len(rows):
+        return {}
+    return {"leakage_benign": rows.leakage.iloc[0], "leakage_segment": rows.segment.iloc[0]}
+
+
 def _flag(diagnostics: pd.DataFrame, model: str, on: str) -> bool | None:
     """The segment-bias flag of ``model`` on ``on``; None when it was not judged there."""
     rows = diagnostics[(diagnostics.model == model) & (diagnostics.on == on)]
     return bool(rows.suspicious.iloc[0]) if len(rows) else None
+
+
+def _most_frequent(values: pd.Series) -> Any:
+    counts = values.dropna().value_counts()
+    return counts.index[0] if len(counts) else None

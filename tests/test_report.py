@@ -176,13 +176,14 @@ def test_scorecard_shows_the_json_numbers(report):
         assert row[3].startswith(f"{r['verdict_holm']} p Holm {pval(r['p_holm'])}")
         bias = [r["segment_bias_validation"], r["segment_bias_test"]]
         assert row[4] == " / ".join(
-            "no run" if b is None else "flagged" if b else "no" for b in bias
+            "no log" if b is None else "flagged" if b else "no" for b in bias
         )
+        assert row[5] == f"{fmt(r['leakage_benign'])} {r['leakage_segment']}"
         better, worse, n = (r[f"n_segments_{k}"] for k in ("better", "worse", "compared"))
-        assert row[5] == f"{better} / {worse} of {n}"
+        assert row[6] == f"{better} / {worse} of {n}"
         worst = f"{r['worst_segment']} {signed(r['worst_delta_auc'])}, {r['worst_verdict_holm']}"
-        assert row[6] == worst
-        assert row[7] == f"{fmt(r['op_spread_max'])} at t = {r['op_spread_threshold']}"
+        assert row[7] == worst
+        assert row[8] == f"{fmt(r['op_spread_max'])} at t = {r['op_spread_threshold']}"
 
 
 def test_scorecard_counts_the_holm_verdicts(report):

@@ -12,6 +12,7 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 import segeval as se
+from segeval.io import read_predictions
 from segeval.runs import bootstrap_delta_auc_runs
 from segeval.synthetic import make_predictions
 
@@ -99,6 +100,8 @@ def test_bad_input_and_undefined():
         bootstrap_delta_auc_runs(y, np.ones((2, 4)) / 2, np.ones((2, 3)) / 2)
     with pytest.raises(se.InputError, match=r"scores_a must have shape \(runs, images\)"):
         bootstrap_delta_auc_runs(y, np.ones((2, 2, 4)), np.ones(4))
+    with pytest.raises(se.InputError, match="every run; got runs of 4, 3 scores"):
+        bootstrap_delta_auc_runs(y, [np.ones(4) / 2, np.ones(3) / 2], np.ones(4) / 2)
     with pytest.warns(se.UndefinedMetricWarning, match="Only negatives"):
         r = bootstrap_delta_auc_runs(np.zeros(4), np.ones((2, 4)) / 2, np.ones(4) / 2)
     assert np.isnan(r.delta)
@@ -227,3 +230,39 @@ def test_leakage_over_runs_summarises_each_models_runs():
     assert se.evaluate(
         make_predictions(scale=0.05), segment_by="source", n_boot=20
     ).leakage_runs.empty
+
+
+def test_the_users_own_columns_named_like_ours_are_theirs(tmp_path):
+    """A user column named recipe is the user's (a segment column here), not an internal one."""
+    preds = _predictions_with_runs(2)
+    preds["recipe"] = np.where(preds.source == "S1", "protocol_a", "protocol_b")
+    ev = se.evaluate(preds, segment_by="recipe", baseline="single_segment", n_boot=20)
+    assert set(ev.segments) == {se.GLOBAL, "protocol_a", "protocol_b"}
+    assert sorted(ev.scorecard.model) == ["bal_labels", "periodic", "single_segment"]
+    with pytest.raises(se.InputError, match=r"available columns: image_id, .*recipe") as info:
+        se.evaluate(preds, segment_by="hospital", n_boot=20)
+    assert "__" not in str(info.value)
+
+
+def test_a_file_without_runs_beside_files_with_runs_is_one_run(tmp_path):
+    preds = _predictions_with_runs(2)
+    base = preds[(preds.model == "single_segment") & (preds.run == "s0")].drop(columns="run")
+    base.to_parquet(tmp_path / "baseline.parquet")
+    preds[preds.model != "single_segment"].to_parquet(tmp_path / "recipes.parquet")
+    both = read_predictions([tmp_path / "baseline.parquet", tmp_path / "recipes.parquet"])
+    ev = se.evaluate(both, segment_by="source", baseline="single_segment", n_boot=20)
+    assert "single_segment" in ev.models  # one run keeps its name
+    assert set(ev.recipe_comparisons.n_runs_baseline) == {1}
+    assert set(ev.recipe_comparisons.n_runs) == {2}
+
+
+def test_messages_name_the_models_not_their_runs():
+    preds = _predictions_with_runs(2)
+    with pytest.raises(
+        se.InputError,
+        match=r"Unknown baseline .basline.; the models are bal_labels, periodic, single_segment\.",
+    ):
+        se.evaluate(preds, segment_by="source", baseline="basline", n_boot=20)
+    seeds = preds.rename(columns={"run": "seed"})
+    with pytest.raises(se.InputError, match="go in a 'run' column"):
+        se.evaluate(seeds, segment_by="source", n_boot=20)
