@@ -351,7 +351,7 @@ def evaluate(
         baselines=baselines,
         segments=(GLOBAL, *(segments.names if segments else ())),
         data=audit.table,
-        data_warnings=tuple(audit.warnings),
+        data_warnings=(*audit.warnings, *_run_count_warning(recipes)),
         metrics=metrics,
         comparisons=comparisons,
         diagnostics=diagnostics,
@@ -420,6 +420,18 @@ def _concat_pairs(*pairs: tuple[pd.DataFrame, pd.DataFrame]) -> tuple[pd.DataFra
     tables = [t for t, _ in pairs if len(t)] or [pairs[0][0]]
     summaries = [s for _, s in pairs if len(s)] or [pairs[0][1]]
     return pd.concat(tables, ignore_index=True), pd.concat(summaries, ignore_index=True)
+
+
+def _run_count_warning(recipes: dict[str, list[tuple[str, str]]]) -> list[str]:
+    """A warning when the models were not all trained the same number of times."""
+    counts = {recipe: len(runs) for recipe, runs in recipes.items()}
+    if len(set(counts.values())) < 2:
+        return []
+    listed = ", ".join(f"{recipe} {n}" for recipe, n in counts.items())
+    return [
+        f"The models come with different numbers of runs ({listed}): check that no run is "
+        "missing; the comparisons across seeds use the runs given."
+    ]
 
 
 def _recipes(preds: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:

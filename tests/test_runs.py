@@ -254,6 +254,12 @@ def test_a_file_without_runs_beside_files_with_runs_is_one_run(tmp_path):
     assert "single_segment" in ev.models  # one run keeps its name
     assert set(ev.recipe_comparisons.n_runs_baseline) == {1}
     assert set(ev.recipe_comparisons.n_runs) == {2}
+    assert any(
+        "different numbers of runs (bal_labels 2, periodic 2, single_segment 1)" in w
+        for w in ev.data_warnings
+    )
+    same = se.evaluate(preds, segment_by="source", baseline="single_segment", n_boot=20)
+    assert not any("numbers of runs" in w for w in same.data_warnings)
 
 
 def test_messages_name_the_models_not_their_runs():
