@@ -96,5 +96,5 @@ def test_quick_demo_end_to_end(tmp_path):
     )  # fmt: skip
     assert tables.returncode == 0, tables.stderr[-3000:]
     lines = tables.stdout.splitlines()
-    assert sum(line.startswith("| exp") for line in lines) == 6 + 4 + 6
+    assert sum(line.startswith(("| exp1", "| exp2")) for line in lines) == 6 + 4 + 6
     assert sum("| 2 |" in line for line in lines if line.startswith("| exp1_periodic")) == 1
