@@ -45,6 +45,12 @@ class Evaluation:
 
     Attributes
     ----------
+    models, baselines, segments
+        The evaluated models (each run of a model with several runs is one), the baseline per
+        segment, the segments (``__global__`` first).
+    runs : dict
+        Each model of the predictions -> its evaluated runs (``("m",)`` for a model of one run,
+        ``("m [run 0]", "m [run 1]", ...)`` with a ``run`` column).
     data : DataFrame
         Per-segment counts: images, benign, malignant, prevalence, patients.
     data_warnings : tuple of str
@@ -85,6 +91,7 @@ class Evaluation:
 
     models: tuple[str, ...]
     baselines: dict[str, str]  # segment -> baseline model (GLOBAL: the whole set)
+    runs: dict[str, tuple[str, ...]]  # model -> its runs as evaluated models (itself: one run)
     segments: tuple[str, ...]  # GLOBAL first
     data: pd.DataFrame
     data_warnings: tuple[str, ...]
@@ -111,6 +118,7 @@ class Evaluation:
             {
                 "models": list(self.models),
                 "baselines": self.baselines,
+                "runs": {m: list(r) for m, r in self.runs.items()},
                 "segments": list(self.segments),
                 "provenance": self.provenance,
                 "settings": self.settings,
@@ -348,6 +356,7 @@ def evaluate(
     )
     return Evaluation(
         models=models,
+        runs={recipe: tuple(m for _, m in pairs) for recipe, pairs in recipes.items()},
         baselines=baselines,
         segments=(GLOBAL, *(segments.names if segments else ())),
         data=audit.table,

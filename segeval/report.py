@@ -85,13 +85,17 @@ def forest_limits(metrics: pd.DataFrame) -> dict[str, tuple[float, float]]:
 
 
 def figures(evaluation: Evaluation) -> dict[str, dict[str, str]]:
-    """Inline PNG figures, per kind and model (``training`` under key ``all``)."""
+    """Inline PNG figures, per kind and model (``training`` under key ``all``).
+
+    A model with several runs is drawn once, for its first run: 5 seeds of 8 models would
+    otherwise put 160 figures (12 MB) into the page; every run is in the tables.
+    """
     ev = evaluation
     out: dict[str, dict[str, str]] = {"forest": {}, "roc": {}, "op_sync": {}, "scores": {}}
     defined = ev.metrics.dropna(subset=["auc"])
     limits = forest_limits(defined)
     base = ev.baselines.get(GLOBAL)
-    for m in ev.models:
+    for m in (runs[0] for runs in ev.runs.values()):
         mine = defined[defined.model == m]
         if len(mine):
             overlay = defined[defined.model == base] if base and base != m else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -210,6 +211,12 @@ def test_report_cli_shows_the_seed_section(tmp_path):
     page = out.read_text()
     assert 'id="seeds"' in page
     assert 'id="leakage"' in page
+    # Figures: each model once (its first run), not once per run; the tables have every run.
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["runs"]["periodic"] == ["periodic [run s0]", "periodic [run s1]"]
+    assert page.count('alt="ROC curves of') == len(data["runs"]) == 3
+    assert page.count('alt="ROC curves of periodic [run s0]"') == 1
+    assert "<h3>periodic [run s1]</h3>" in page
     assert (tmp_path / "r" / "report_recipe_comparisons.csv").exists()
 
 
