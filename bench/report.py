@@ -4,8 +4,8 @@ Run:  python bench/report.py [--n-boot 2000] [--rows 200000]
 
 Times `evaluate` + `write_report` (target: < 60 s on 2 cores, report < 5 MB) against
 a named peer measured in the same run: the same numbers computed by calling segeval's public
-functions one by one (segment_table, bootstrap_delta_auc and op_synchronization per model), as a
-notebook user would; each then draws its own resamples.
+functions one by one (segment_table, bootstrap_delta_auc, op_synchronization and segment_leakage
+per model), as a notebook user would; each then draws its own resamples.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def one_by_one(preds: pd.DataFrame, n_boot: int) -> None:
         s = g.score.to_numpy()
         se.segment_table(y, s, segments, n_boot=n_boot)
         se.op_synchronization(y, s, segments, n_boot=n_boot)
+        se.segment_leakage(y, s, segments, n_boot=n_boot)
         if model == "baseline":
             continue
         for rows in [np.arange(y.size), *segments.rows()]:
