@@ -285,12 +285,7 @@ def evaluate(
     recipes = _recipes(preds)
     first_run = {recipe: runs[0][1] for recipe, runs in recipes.items()}
     default, per_segment = frames.parse_baseline(baseline)
-    for name in [default, *per_segment.values()]:
-        if name is not None and name not in first_run and name not in models:
-            raise InputError(f"Unknown baseline {name!r}; the models are {', '.join(first_run)}.")
-    default = first_run.get(default, default) if default else None
-    per_segment = {k: first_run.get(v, v) for k, v in per_segment.items()}
-    baselines = frames.baselines(models, segments, default, per_segment)
+    baselines = frames.baselines(models, segments, default, per_segment, first_run)
     clusters = reference[cluster].to_numpy() if cluster else None
     total = n_boot * (1 + (len(segments) if segments else 0))
     step = None if progress is None else (lambda done: progress(done, total))

@@ -101,12 +101,19 @@ def baselines(
     segments: Segments | None,
     baseline: str | None,
     per_segment: Mapping[str, str],
+    first_run: Mapping[str, str],
 ) -> dict[str, str]:
-    """Segment -> baseline model, checked against the models and segments."""
-    names = (GLOBAL, *(segments.names if segments else ()))
+    """Segment -> baseline model, checked against the models and segments.
+
+    ``first_run`` maps each model as the predictions name it to the evaluated model that stands
+    for it (itself, or its first run when it has several); a run may also be named directly.
+    """
     for model in [baseline, *per_segment.values()]:
-        if model is not None and model not in models:
-            raise InputError(f"Unknown baseline {model!r}; the models are {', '.join(models)}.")
+        if model is not None and model not in first_run and model not in models:
+            raise InputError(f"Unknown baseline {model!r}; the models are {', '.join(first_run)}.")
+    baseline = first_run.get(baseline, baseline) if baseline else None
+    per_segment = {k: first_run.get(v, v) for k, v in per_segment.items()}
+    names = (GLOBAL, *(segments.names if segments else ()))
     for segment in per_segment:
         if segment not in names:
             raise InputError(
