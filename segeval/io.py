@@ -90,12 +90,7 @@ def check_predictions(
             predictions = predictions.assign(model="model")
         _check_column_values(predictions, name)
     preds: pd.DataFrame = predictions.copy()
-    missing = preds["image_id"].isna()
-    if missing.any():
-        raise InputError(
-            f"Column 'image_id' of {name!r} has {int(missing.sum())} missing value(s), first in "
-            f"row {int(np.flatnonzero(missing)[0])}; every row needs an image_id."
-        )
+    _check_no_missing(preds, "image_id", name, "every row needs an image_id")
     preds["image_id"] = preds["image_id"].astype(str)
     preds["model"] = preds["model"].astype(str)
     preds["label"] = preds["label"].astype(np.int8)
@@ -191,12 +186,7 @@ def _runs_as_models(preds: pd.DataFrame, name: str) -> pd.DataFrame:
     The ``run`` column becomes text; column ``RECIPE`` keeps the model's name (what the runs
     share) and ``model`` becomes ``"model [run r]"`` for models with more than one run.
     """
-    missing = preds["run"].isna()
-    if missing.any():
-        raise InputError(
-            f"Column 'run' of {name!r} has {int(missing.sum())} missing value(s), first in row "
-            f"{int(np.flatnonzero(missing)[0])}; give every row its run, or drop the column."
-        )
+    _check_no_missing(preds, "run", name, "give every row its run, or drop the column")
     preds["run"] = preds["run"].astype(str)
     preds[RECIPE] = preds["model"]
     several = preds.groupby("model")["run"].transform("nunique") > 1
@@ -205,6 +195,15 @@ def _runs_as_models(preds: pd.DataFrame, name: str) -> pd.DataFrame:
         for m, r in zip(preds.loc[several, "model"], preds.loc[several, "run"], strict=True)
     ]
     return preds
+
+
+def _check_no_missing(df: pd.DataFrame, column: str, name: str, advice: str) -> None:
+    missing = df[column].isna()
+    if missing.any():
+        raise InputError(
+            f"Column {column!r} of {name!r} has {int(missing.sum())} missing value(s), first in "
+            f"row {int(np.flatnonzero(missing)[0])}; {advice}."
+        )
 
 
 def _check_same_images(preds: pd.DataFrame) -> None:
