@@ -76,12 +76,7 @@ def start_run_dir(config: TrainConfig, split: pd.DataFrame, *, step: int) -> Non
     """Write config.toml and split.parquet; clear what a run from ``step`` must not keep."""
     out = Path(config.out)
     if step == 0:
-        for name in OWN:
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+        _remove_own(out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     write_text(out / "config.toml", to_toml(config))
     write_parquet(out / "split.parquet", split)
@@ -94,14 +89,19 @@ def discard_unstarted(out: str | Path) -> None:
     out = Path(out)
     if last_checkpoint(out).is_file() or not out.is_dir():
         return
+    _remove_own(out)
+    if not any(out.iterdir()):
+        out.rmdir()
+
+
+def _remove_own(out: Path) -> None:
+    """Remove segtrain's own files and folders (``OWN``) from a run folder."""
     for name in OWN:
         target = out / name
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
-    if not any(out.iterdir()):
-        out.rmdir()
 
 
 def truncate_log(path: Path, step: int) -> None:
