@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 import segeval as se
 from segeval.io import to_jsonable, write_csv, write_parquet, write_text
 from segeval.validation import InputError
-from segtrain.checkpoint import load_checkpoint, save_checkpoint
+from segtrain.checkpoint import load_checkpoint
 from segtrain.dataset import is_prepared
 from segtrain.ema import ModelEMA
 from segtrain.images import read_image
@@ -48,6 +48,7 @@ from segtrain.manifest import read_manifest
 from segtrain.model import Backbone, backbone_output_size
 from segtrain.patches import BalancedBatchSampler, PatchAugment, extract_patch, random_transform
 from segtrain.preprocess import preprocess
+from segtrain.rundir import write_validation
 from segtrain.split import split_patients
 
 RUNTIME_FIELDS = ("out", "device", "workers", "steps")
@@ -477,15 +478,7 @@ def _validate_and_save(
     improved = math.isfinite(record["wll"]) and record["wll"] < state.best_wll
     if improved:
         state.best_wll = record["wll"]
-    checkpoint = state.checkpoint(config)
-    folder = Path(config.out) / "checkpoints"
-    if improved:
-        save_checkpoint(folder / "best.pt", checkpoint)
-    save_checkpoint(folder / "last.pt", checkpoint)
-    write_text(
-        Path(config.out) / "metrics.jsonl",
-        "".join(json.dumps(to_jsonable(r), allow_nan=False) + "\n" for r in state.records),
-    )
+    write_validation(config.out, state.checkpoint(config), state.records, improved=improved)
 
 
 def _progress(items: list[str], desc: str) -> Any:

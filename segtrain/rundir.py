@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from segeval.io import write_parquet, write_text
+from segeval.io import to_jsonable, write_parquet, write_text
 from segeval.validation import InputError
-from segtrain.checkpoint import load_checkpoint
+from segtrain.checkpoint import load_checkpoint, save_checkpoint
 from segtrain.config import TrainConfig, to_toml
 
 OWN = (
@@ -117,3 +117,17 @@ def truncate_log(path: Path, step: int) -> None:
         if record.get("step", step + 1) <= step:
             kept.append(line + "\n")
     write_text(path, "".join(kept))
+
+
+def write_validation(
+    out: str | Path, checkpoint: dict[str, Any], records: list[dict[str, Any]], *, improved: bool
+) -> None:
+    """After a validation: best.pt when it improved, last.pt, and metrics.jsonl (every record)."""
+    folder = Path(out) / "checkpoints"
+    if improved:
+        save_checkpoint(folder / "best.pt", checkpoint)
+    save_checkpoint(folder / "last.pt", checkpoint)
+    write_text(
+        Path(out) / "metrics.jsonl",
+        "".join(json.dumps(to_jsonable(r), allow_nan=False) + "\n" for r in records),
+    )

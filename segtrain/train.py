@@ -13,7 +13,6 @@ runs steps, validates and checkpoints. :func:`fit` wires them.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from segeval import GLOBAL, Segments, segment_table
-from segeval.io import to_jsonable, write_parquet, write_text
+from segeval.io import write_parquet
 from segeval.validation import InputError
 from segtrain import distributed
 from segtrain.augment import AugmentConfig, augment
@@ -39,7 +38,13 @@ from segtrain.inference import autocast, evaluate, prediction_frame
 from segtrain.logs import TrainLog, check_tensorboard
 from segtrain.manifest import lesion_boxes
 from segtrain.model import Classifier
-from segtrain.rundir import check_run_dir, discard_unstarted, last_checkpoint, start_run_dir
+from segtrain.rundir import (
+    check_run_dir,
+    discard_unstarted,
+    last_checkpoint,
+    start_run_dir,
+    write_validation,
+)
 from segtrain.sampler import PeriodicBatchSampler
 from segtrain.state import TrainState
 from segtrain.stop import Interrupted, StopRequest
@@ -322,14 +327,7 @@ def validate_and_save(run: Run) -> int | None:
         state.best_wll = wll
     checkpoint = state.checkpoint(config, ctx)
     if ctx.is_main:
-        folder = Path(config.out) / "checkpoints"
-        if improved:
-            save_checkpoint(folder / "best.pt", checkpoint)
-        save_checkpoint(folder / "last.pt", checkpoint)
-        write_text(
-            Path(config.out) / "metrics.jsonl",
-            "".join(json.dumps(to_jsonable(r), allow_nan=False) + "\n" for r in state.records),
-        )
+        write_validation(config.out, checkpoint, state.records, improved=improved)
     _barrier(ctx)  # every rank sees the checkpoints rank 0 has just written
     best = [
         r["step"] for r in state.records if r["segment"] == GLOBAL and r["wll"] == state.best_wll
