@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import numpy as np
 import pandas as pd
 
-from segeval.cliutils import positive_int, run
+from segeval.cliutils import non_negative_int, positive_int, run
 from segeval.validation import InputError
 from segtrain.sampling import STRATEGIES
 
@@ -31,17 +31,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}")
-    return value
 
 
 def scale(text: str) -> float:
