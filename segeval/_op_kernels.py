@@ -406,20 +406,22 @@ class CalibrationSlope(_Recalibration):
         w = w[rows]
         a = np.log(w_pos[rows]) - np.log(w_neg[rows])
         b = np.zeros(rows.size)
+        ll = self._loglik(w, a, b)
         active = np.arange(rows.size)
         for _ in range(MAX_ITER):
-            wa, a0, b0 = w[active], a[active], b[active]
-            da, db = self._newton_step(wa, a0, b0)
-            t = self._line_search(wa, a0, b0, da, db)
-            a_new, b_new = a0 + t * da, b0 + t * db
-            a[active], b[active] = a_new, b_new
+            a0, b0 = a[active], b[active]
+            da, db = self._newton_step(w[active], a0, b0)
             # Judged on the full Newton step: a damped step can be short far from the optimum.
             done = (np.abs(da) <= STEP_TOL * (1.0 + np.abs(a0))) & (
                 np.abs(db) <= STEP_TOL * (1.0 + np.abs(b0))
             )
-            out[rows[active[done]]] = b_new[done]
-            # A singular or non-finite step cannot recover: give up on that row (NaN).
-            active = active[~done & np.isfinite(a_new) & np.isfinite(b_new)]
+            out[rows[active[done]]] = (b0 + db)[done]  # the last step is too small to need a check
+            go, da, db = active[~done], da[~done], db[~done]
+            t, ll[go] = self._line_search(w[go], a[go], b[go], da, db, ll[go])
+            a[go] += t * da
+            b[go] += t * db
+            # A singular step finds no step length (t is NaN): that row fails (NaN).
+            active = go[np.isfinite(t)]
             if active.size == 0:
                 break
         return out
@@ -441,21 +443,24 @@ class CalibrationSlope(_Recalibration):
         b: NDArray[np.float64],
         da: NDArray[np.float64],
         db: NDArray[np.float64],
-    ) -> NDArray[np.float64]:
-        """Step lengths 2**-k (smallest k >= 0) that do not lower the log-likelihood, else NaN."""
-        ll0 = self._loglik(w, a, b)
+        ll0: NDArray[np.float64],
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Step lengths 2**-k (smallest k >= 0) not lowering the log-likelihood ``ll0``, and the
+        log-likelihood there; NaN where no step length does (a singular step)."""
         # Near the optimum the change is below rounding: allow a relative 1e-13 dip.
         floor = ll0 - 1e-13 * np.abs(ll0)
         t = np.ones(a.size)
+        ll = np.full(a.size, np.nan)
         todo = np.arange(a.size)
         for _ in range(MAX_HALVINGS):
-            sub = todo
             with np.errstate(invalid="ignore"):
-                ll = self._loglik(w[sub], a[sub] + t[sub] * da[sub], b[sub] + t[sub] * db[sub])
-                ok = ll >= floor[sub]
-            todo = sub[~ok]
+                ll[todo] = self._loglik(
+                    w[todo], a[todo] + t[todo] * da[todo], b[todo] + t[todo] * db[todo]
+                )
+                ok = ll[todo] >= floor[todo]
+            todo = todo[~ok]
             if todo.size == 0:
                 break
             t[todo] *= 0.5
-        t[todo] = np.nan  # no step length helps (a non-finite step): the row fails
-        return t
+        t[todo] = np.nan
+        return t, ll
