@@ -77,7 +77,11 @@ class _Kernel:
         raise NotImplementedError
 
     def __call__(self, w: Weights, total: float | None = None) -> float:
-        """The statistic for row weights ``w`` (``total`` = ``w.sum()``, unused: sums are exact)."""
+        """The statistic for row weights ``w``.
+
+        ``total`` (``w.sum()``) is accepted for the kernel contract but not needed: each kernel
+        sums the weights it uses itself, so ``__call__`` and ``batch`` see the same sums.
+        """
         row = _as_matrix(w)
         totals = row.sum(axis=1) if total is None else np.array([total], dtype=np.float64)
         return float(self.batch(row, totals)[0])
@@ -124,9 +128,10 @@ class _BestRateUnderConstraint(_Kernel):
     """Largest weighted rate of the "hit" class among thresholds meeting a bound on the other.
 
     Rows are sorted once by decreasing score. Predicting the top ``k`` tie groups positive
-    (k = 0 is the threshold +inf), ``hit[k]`` is the weight of label-1 rows predicted positive and
-    ``cost[k]`` that of label-0 rows. Both grow with k, so the thresholds with
-    ``cost[k] <= (1 - level + REL_TOL) * W_0`` are a prefix and the best is the last of them:
+    (k = 0 is the threshold +inf), ``hit[k]`` is the weight of rows of the hit class predicted
+    positive and ``cost[k]`` that of rows of the other class (true and false positives for
+    sensitivity at specificity). Both grow with k, so the thresholds with
+    ``cost[k] <= (1 - level + REL_TOL) * W_other`` are a prefix and the best is the last of them:
     counting the admissible ones finds it without a search.
     """
 

@@ -18,6 +18,7 @@ from segeval._op_kernels import (
     PPVAtThreshold,
     SensitivityAtSpecificity,
     SpecificityAtSensitivity,
+    _Kernel,
 )
 from segeval.metrics import DEFAULT_EPS, _check_binary_inputs
 from segeval.validation import warn_undefined
@@ -32,15 +33,7 @@ __all__ = [
 ]
 
 
-def _value_or_warn(
-    kernel: SensitivityAtSpecificity
-    | SpecificityAtSensitivity
-    | PPVAtThreshold
-    | NPVAtThreshold
-    | CalibrationInTheLarge
-    | CalibrationSlope,
-    w: NDArray[np.float64],
-) -> float:
+def _value_or_warn(kernel: _Kernel, w: NDArray[np.float64]) -> float:
     value = kernel(w)
     if np.isnan(value):
         reason = kernel.reason(w)

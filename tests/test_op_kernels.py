@@ -212,8 +212,9 @@ def test_rate_at_rate_ties_move_together():
     # Three tied scores: a threshold takes the whole tie group or none of it.
     y = np.array([0, 1, 0, 1, 1], dtype=np.int8)
     s = np.array([0.1, 0.5, 0.5, 0.5, 0.9])
-    # spec >= 0.5 allows one false positive, but it comes with the tie at 0.5: only 0.9 qualifies
-    # with no FP, and the tie group gives FP 1 of 2 (spec 0.5): sensitivity 1.
+    # Specificity 0.5 allows one false positive: the tie group at 0.5 brings it together with two
+    # positives (sensitivity 1). Specificity 0.6 allows none, and the group cannot be split, so
+    # only the threshold 0.9 qualifies (sensitivity 1/3).
     assert ok.SensitivityAtSpecificity(y, s, level=0.5)(np.ones(5)) == 1.0
     assert ok.SensitivityAtSpecificity(y, s, level=0.6)(np.ones(5)) == pytest.approx(1 / 3)
 
