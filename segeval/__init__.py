@@ -1,6 +1,7 @@
 """segeval: global and per-segment evaluation of binary classifiers pooled from many sources.
 
 Pure numpy/scipy/pandas statistics (no torch): weighted log loss, ROC AUC, operating points,
+sensitivity at a fixed specificity, PPV, NPV and calibration (a registry of metrics),
 Efron bootstrap CIs, paired ΔAUC with the paper's p-value and verdict, DeLong's test, Holm's
 correction, operating-point synchronization across data segments.
 """
@@ -25,6 +26,14 @@ from segeval.metrics import (
     roc_auc,
     roc_curve,
     weighted_log_loss,
+)
+from segeval.op_metrics import (
+    calibration_in_the_large,
+    calibration_slope,
+    npv,
+    ppv,
+    sensitivity_at_specificity,
+    specificity_at_sensitivity,
 )
 from segeval.runs import RunsDeltaAUCResult, bootstrap_delta_auc_runs
 from segeval.segments import GLOBAL, Segments, parse_segment_by, segment_keys
@@ -56,20 +65,26 @@ __all__ = [
     "bootstrap_delta_auc_runs",
     "bootstrap_indices",
     "bootstrap_wll",
+    "calibration_in_the_large",
+    "calibration_slope",
     "delong_auc_ci",
     "delong_delta_auc_test",
     "evaluate",
     "holm",
+    "npv",
     "op_synchronization",
     "operating_points",
     "p_value_from_ci",
     "parse_segment_by",
     "plot",
+    "ppv",
     "roc_auc",
     "roc_curve",
     "segment_keys",
     "segment_leakage",
     "segment_table",
+    "sensitivity_at_specificity",
+    "specificity_at_sensitivity",
     "verdict",
     "weighted_log_loss",
 ]

@@ -9,8 +9,13 @@ a cumulative sum and a dot product.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from segeval.segments import Segments
 
 Weights = NDArray[np.float64]
 
@@ -114,6 +119,46 @@ class WLLKernel:
         with np.errstate(divide="ignore", invalid="ignore"):
             value = 0.5 * ((w @ self.loss_pos) / w_pos + (w @ self.loss_neg) / w_neg)
         return _undefined_where(value, np.ones_like(value), undefined)
+
+
+class OneVsRestAUC:
+    """For one label, the AUC of each segment against the other segments by score.
+
+    The segment leakage kernel (:mod:`segeval.leakage`): called with row weights of the whole
+    set, it returns one AUC per segment holding images of the label (NaN where a resample leaves
+    the segment or the rest empty). One cumulative sum in score order gives every image the
+    weight of the images of the label scored below it (ties one half); summed per segment that
+    is the segment against all images of the label, itself included, and the segment against
+    itself always contributes W²/2, which is subtracted.
+    """
+
+    def __init__(
+        self, y_true: NDArray[np.int8], y_score: NDArray[np.float64], segments: Segments, label: int
+    ) -> None:
+        rows = np.flatnonzero(y_true == label)
+        codes = segments.codes[rows]
+        present = np.unique(codes)
+        self.names = tuple(segments.names[k] for k in present)
+        self.sizes = np.bincount(codes, minlength=len(segments))[present]
+        self.rows = rows[np.argsort(y_score[rows], kind="stable")]
+        ordered = y_score[self.rows]
+        self.lo = np.searchsorted(ordered, ordered, side="left")
+        self.hi = np.searchsorted(ordered, ordered, side="right")
+        # Segment of each sorted row, renumbered 0..k-1 among the segments present.
+        self.codes = np.searchsorted(present, segments.codes[self.rows])
+        self.k = present.size
+
+    def __call__(self, w: Weights, total: float | None = None) -> NDArray[np.float64]:
+        ws = w[self.rows]
+        cs = np.concatenate([[0.0], np.cumsum(ws)])
+        mid = 0.5 * (cs[self.lo] + cs[self.hi])  # weight below each row, ties one half
+        w_seg = np.bincount(self.codes, weights=ws, minlength=self.k)
+        u = np.bincount(self.codes, weights=ws * mid, minlength=self.k) - 0.5 * w_seg**2
+        w_rest = cs[-1] - w_seg
+        with np.errstate(divide="ignore", invalid="ignore"):
+            auc = u / (w_seg * w_rest)
+        auc[(w_seg <= 0) | (w_rest <= 0)] = np.nan
+        return np.asarray(auc, dtype=np.float64)
 
 
 def _undefined_where(

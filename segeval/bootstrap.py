@@ -12,24 +12,21 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from segeval.engine import DeltaAUCResult, evaluate_part
+from segeval.engine import DeltaAUCResult, evaluate_part, resample_indices
 from segeval.metrics import DEFAULT_EPS
+from segeval.registry import AUC, WLL
 from segeval.resampling import (
     RESAMPLE_SCHEMES,
     BootstrapOptions,
     BootstrapResult,
     Resample,
     Resampler,
-    bootstrap_distribution,
-    child_seeds,
     summarize,
 )
 from segeval.validation import (
     SeedLike,
-    as_seed_sequence,
     check_consistent_length,
     check_labels,
-    check_positive_int,
     check_scores,
 )
 
@@ -42,7 +39,6 @@ __all__ = [
     "Resampler",
     "bootstrap_auc",
     "bootstrap_delta_auc",
-    "bootstrap_distribution",
     "bootstrap_indices",
     "bootstrap_wll",
     "summarize",
@@ -68,9 +64,8 @@ def bootstrap_indices(
     (4,)
     """
     y = check_labels(y_true)
-    resampler = Resampler(y, resample=resample, clusters=clusters)
-    for s in child_seeds(as_seed_sequence(seed), check_positive_int(n_boot, "n_boot")):
-        yield resampler.indices(resampler.draw(np.random.default_rng(s)))
+    options = BootstrapOptions.make(n_boot=n_boot, resample=resample, seed=seed)
+    yield from resample_indices(y, options=options, clusters=clusters)
 
 
 def _options(
@@ -119,7 +114,7 @@ def bootstrap_auc(
     seed : int, Generator, SeedSequence or None, default 0
         The same seed gives bit-identical results, for any ``n_jobs``.
     n_jobs : int, optional
-        Worker threads; default all cores.
+        Worker processes; default all cores.
     return_distribution : bool, default False
         Keep the per-resample values (NaN where a resample had one class).
 
@@ -139,7 +134,7 @@ def bootstrap_auc(
     check_consistent_length(("y_true", y.size), ("y_score", s.size))
     options, cl = _options(n_boot, ci, resample, clusters, seed, n_jobs, y)
     part = evaluate_part(
-        y, {"score": s}, options=options, metrics=("auc",), clusters=cl, keep=return_distribution
+        y, {"score": s}, options=options, metrics=(AUC,), clusters=cl, keep=return_distribution
     )
     return part.metrics["auc", "score"]
 
@@ -169,7 +164,7 @@ def bootstrap_wll(
         y,
         {"score": s},
         options=options,
-        metrics=("wll",),
+        metrics=(WLL,),
         clusters=cl,
         eps=eps,
         keep=return_distribution,
@@ -216,7 +211,7 @@ def bootstrap_delta_auc(
         y,
         {"a": sa, "b": sb},
         options=options,
-        metrics=("auc",),
+        metrics=(AUC,),
         baseline="a",
         clusters=cl,
         keep=return_distribution,

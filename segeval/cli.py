@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from segeval.cliutils import float_list, level, positive_int, printable, run
+from segeval.registry import metrics_help
 from segeval.validation import InputError
 
 
@@ -66,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument(
         "--cluster", metavar="COL", help="resample whole clusters of this column (e.g. patient_id)"
+    )
+    rep.add_argument(
+        "--metrics",
+        metavar="NAMES",
+        help="metrics to evaluate per segment with CIs and against the baseline, "
+        "comma-separated (default: wll,auc; AUC is always evaluated). "
+        + metrics_help().replace("%", "%%"),
     )
     rep.add_argument(
         "--n-boot",
@@ -121,11 +129,12 @@ def _report(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
     from segeval.evaluation import evaluate
-    from segeval.io import predictions_file_records, read_predictions
+    from segeval.io import predictions_file_records, read_predictions, read_runs
 
     if args.out.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--out must name an .html file; got {str(args.out)!r}.")
     preds = read_predictions(args.preds)
+    runs = read_runs(args.run or ())
     # disable=None: a bar on a terminal, silence in logs and CI.
     with tqdm(desc="bootstrap", unit="resample", disable=None, leave=False) as bar:
 
@@ -137,7 +146,9 @@ def _report(args: argparse.Namespace) -> None:
             preds,
             segment_by=args.segment_by,
             baseline=args.baseline,
-            runs=args.run or (),
+            metrics=args.metrics,
+            training=runs.training,
+            validation_predictions=runs.validation,
             n_boot=args.n_boot,
             ci=args.ci,
             cluster=args.cluster,
@@ -147,7 +158,7 @@ def _report(args: argparse.Namespace) -> None:
         )
     provenance = evaluation.provenance | {
         "command": shlex.join(["segeval", *args.argv]),
-        "inputs": [*predictions_file_records(args.preds), *evaluation.provenance["inputs"][1:]],
+        "inputs": [*predictions_file_records(args.preds), *runs.inputs],
     }
     for path in replace(evaluation, provenance=provenance).write(args.out):
         print(printable(f"wrote {path}"))

@@ -3,22 +3,31 @@
 The paper's warning sign (Discussion, Figure 3): a model whose *global* AUC is above every
 *local* AUC, or whose global WLL is below every local WLL, is better on the pooled set than on
 any of its parts. That happens when the score separates the segments (whose prevalences differ)
-rather than, or as well as, the disease.
+rather than, or as well as, the disease. The same reading applies to every metric of the
+registry that has a direction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
+from segeval.registry import DEFAULT_METRICS, MetricSpec, resolve_metrics
 from segeval.segments import GLOBAL
 
+METRICS = resolve_metrics(DEFAULT_METRICS)
 
-def global_vs_local(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Per model: the global metric against the best local one, and a flag with its reason.
 
-    ``metrics`` has the columns of :func:`segeval.segment_table` plus ``model``. Models with fewer
-    than two segments of defined metrics are not judged (``suspicious`` is False, message says
-    why).
+def global_vs_local(metrics: pd.DataFrame, specs: Sequence[MetricSpec] = METRICS) -> pd.DataFrame:
+    """Per model: each global metric against the best local one, and a flag with its reason.
+
+    ``metrics`` has the columns of :func:`segeval.segment_table` plus ``model``. Every metric of
+    ``specs`` with a direction is judged (higher-is-better metrics first): the flag is raised
+    when the global value is better than every local one (columns ``global_<m>``,
+    ``max_local_<m>`` or ``min_local_<m>`` and its segment, ``<m>_above_all`` or
+    ``<m>_below_all``). Models with fewer than two segments of defined metrics are not judged
+    (``suspicious`` is False, message says why).
 
     Examples
     --------
@@ -27,62 +36,70 @@ def global_vs_local(metrics: pd.DataFrame) -> pd.DataFrame:
     >>> bool(global_vs_local(m).suspicious[0])
     True
     """
+    judged = sorted(
+        (spec for spec in specs if spec.higher_is_better is not None and spec.name in metrics),
+        key=lambda spec: not spec.higher_is_better,
+    )
+    names = [spec.name for spec in judged]
     rows = []
     for model, part in metrics.groupby("model", sort=False):
         glob = part[part.segment == GLOBAL].iloc[0]
-        local = part[(part.segment != GLOBAL) & part.auc.notna() & part.wll.notna()]
-        row: dict[str, object] = {"model": model, "global_auc": glob.auc, "global_wll": glob.wll}
-        if len(local) < 2:
+        local = part[(part.segment != GLOBAL) & part[names].notna().all(axis=1)]
+        row: dict[str, object] = {"model": model}
+        row |= {f"global_{name}": glob[name] for name in names}
+        if len(local) < 2 or not judged:
+            row.update(
+                {f"{name}_{_side(spec)}_all": False for spec in judged for name in [spec.name]}
+            )
             row.update(
                 suspicious=False,
-                auc_above_all=False,
-                wll_below_all=False,
                 message=f"{model}: fewer than two segments with defined metrics; "
                 "global and local metrics cannot be compared.",
             )
             rows.append(row)
             continue
-        best_auc = local.iloc[int(local.auc.to_numpy().argmax())]
-        best_wll = local.iloc[int(local.wll.to_numpy().argmin())]
-        auc_above = bool(glob.auc > best_auc.auc)
-        wll_below = bool(glob.wll < best_wll.wll)
-        row.update(
-            max_local_auc=best_auc.auc,
-            max_local_auc_segment=best_auc.segment,
-            min_local_wll=best_wll.wll,
-            min_local_wll_segment=best_wll.segment,
-            auc_above_all=auc_above,
-            wll_below_all=wll_below,
-            suspicious=auc_above or wll_below,
-            message=_message(str(model), glob, best_auc, best_wll, auc_above, wll_below),
-        )
+        findings = []
+        for spec in judged:
+            values = local[spec.name].to_numpy()
+            best = local.iloc[int(values.argmax() if spec.higher_is_better else values.argmin())]
+            extreme = "max" if spec.higher_is_better else "min"
+            flagged = bool(
+                glob[spec.name] > best[spec.name]
+                if spec.higher_is_better
+                else glob[spec.name] < best[spec.name]
+            )
+            row |= {
+                f"{extreme}_local_{spec.name}": best[spec.name],
+                f"{extreme}_local_{spec.name}_segment": best.segment,
+            }
+            findings.append((spec, best, flagged))
+        row |= {f"{spec.name}_{_side(spec)}_all": flagged for spec, _, flagged in findings}
+        row["suspicious"] = any(flagged for _, _, flagged in findings)
+        row["message"] = _message(str(model), glob, findings)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _side(spec: MetricSpec) -> str:
+    return "above" if spec.higher_is_better else "below"
+
+
 def _message(
-    model: str,
-    glob: pd.Series,
-    best_auc: pd.Series,
-    best_wll: pd.Series,
-    auc_above: bool,
-    wll_below: bool,
+    model: str, glob: pd.Series, findings: list[tuple[MetricSpec, pd.Series, bool]]
 ) -> str:
-    parts = []
-    if auc_above:
-        parts.append(
-            f"global AUC {glob.auc:.3f} is above every local AUC (best "
-            f"{best_auc.auc:.3f} on {best_auc.segment})"
-        )
-    if wll_below:
-        parts.append(
-            f"global WLL {glob.wll:.3f} is below every local WLL (best "
-            f"{best_wll.wll:.3f} on {best_wll.segment})"
-        )
+    parts = [
+        f"global {spec.short} {glob[spec.name]:.3f} is {_side(spec)} every local {spec.short} "
+        f"(best {best[spec.name]:.3f} on {best.segment})"
+        for spec, best, flagged in findings
+        if flagged
+    ]
     if not parts:
+        spec, best, _ = findings[0]
+        bound = "up" if spec.higher_is_better else "down"
         return (
-            f"{model}: global metrics lie among the local ones (AUC {glob.auc:.3f}, "
-            f"local up to {best_auc.auc:.3f}); no sign of segment bias."
+            f"{model}: global metrics lie among the local ones ({spec.short} "
+            f"{glob[spec.name]:.3f}, local {bound} to {best[spec.name]:.3f}); no sign of "
+            "segment bias."
         )
     return (
         f"{model}: {' and '.join(parts)}. Suspiciously good global metrics: the score may "

@@ -3,29 +3,37 @@
 A *part* is the whole set or one segment. For any number of models it draws one set of
 resamples and evaluates, as named statistics on those resamples:
 
-- each model's metrics (``("wll", model)``, ``("auc", model)``) with percentile CIs;
-- each model's paired ΔAUC against a baseline model (from the same resamples);
-- each model's operating-point spread across segments (``("op_spread", model)``).
+- each model's metrics, one per :class:`~segeval.registry.MetricSpec` (``(spec.name, model)``),
+  with percentile CIs, and their paired differences against a baseline model;
+- each model's paired ΔAUC against the baseline, with the paper's p-value and verdict;
+- each model's operating-point spread across segments (``("op_spread", model)``);
+- each model's segment leakage per label (``("leakage", model, label)``);
+- each recipe (a model trained with several seeds) against the baseline's recipe, over images
+  and seeds (the per-run AUCs are the runs' ``("auc", run)`` on the same resamples).
 
-:func:`segeval.bootstrap_auc`, :func:`segeval.bootstrap_delta_auc`, :func:`segeval.segment_table`,
-:func:`segeval.op_synchronization` and :func:`segeval.evaluate` are views of this function, so
-their numbers agree by construction. Inputs arrive validated; rules shared by all views (the
-undefined path, the p-values, the verdict, the resample warnings) live here once.
+Only this module draws resamples (an architecture test checks it). :func:`segeval.bootstrap_auc`,
+:func:`segeval.bootstrap_delta_auc`, :func:`segeval.bootstrap_delta_auc_runs`,
+:func:`segeval.segment_leakage`, :func:`segeval.segment_table`, :func:`segeval.op_synchronization`
+and :func:`segeval.evaluate` are views of this function, so their numbers agree by construction.
+Inputs arrive validated; rules shared by all views (the undefined path, the p-values, the
+verdict, the resample warnings) live here once.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
-from segeval._kernels import AUCKernel, WLLKernel
+from segeval._kernels import OneVsRestAUC
 from segeval.metrics import DEFAULT_EPS
 from segeval.op_spread import SpreadStatistic, spread_table
+from segeval.registry import AUC, DEFAULT_METRICS, MetricSpec, resolve_metrics, undefined_reason
 from segeval.resampling import (
     BootstrapOptions,
     BootstrapResult,
@@ -34,6 +42,7 @@ from segeval.resampling import (
     Resampler,
     Statistic,
     bootstrap_distribution,
+    child_seeds,
     summarize,
     undefined_result,
 )
@@ -46,8 +55,10 @@ from segeval.validation import (
     warn_undefined,
 )
 
-METRICS = ("wll", "auc")
-_WHAT: dict[tuple[str, ...], str] = {("auc",): "ROC AUC", ("wll",): "Weighted log loss"}
+METRICS = resolve_metrics(DEFAULT_METRICS)
+LABELS = (0, 1)  # segment leakage is measured within each label
+# Child key of the run draws: far above any resample index (image draws use keys 0 … n_boot−1).
+RUNS_SPAWN_KEY = 2**31
 
 
 @dataclass(frozen=True, repr=False)
@@ -73,6 +84,58 @@ class DeltaAUCResult:
 
 
 @dataclass(frozen=True, repr=False)
+class DeltaResult:
+    """Paired difference of any metric, metric(b) − metric(a), on the same resamples."""
+
+    metric: str
+    value_a: float
+    value_b: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    se: float
+    p_value: float
+    p_value_bootstrap: float
+    verdict: str
+    n_boot_undefined: int
+
+    def __repr__(self) -> str:
+        return readable_repr(self)
+
+
+@dataclass(frozen=True)
+class RunsDeltaAUCResult:
+    """ΔAUC = mean AUC of b's runs − mean AUC of a's runs, with a CI over images and seeds.
+
+    ``ci_low``/``ci_high`` come from the two-level bootstrap; ``images_ci_low``/``images_ci_high``
+    from the images alone (the run means held fixed), to show how much the seeds add.
+    ``runs_auc_a``/``runs_auc_b`` are each run's AUC on all images.
+    """
+
+    delta: float
+    ci_low: float
+    ci_high: float
+    se: float
+    p_value: float
+    p_value_bootstrap: float
+    verdict: str
+    images_ci_low: float
+    images_ci_high: float
+    runs_auc_a: tuple[float, ...]
+    runs_auc_b: tuple[float, ...]
+    n_boot_used: int
+    n_boot_undefined: int
+    ci: float
+
+    def __repr__(self) -> str:
+        return (
+            f"RunsDeltaAUCResult(delta={self.delta:.4f}, ci=[{self.ci_low:.4f}, "
+            f"{self.ci_high:.4f}], p_value={self.p_value:.3g}, verdict={self.verdict!r}, "
+            f"runs={len(self.runs_auc_a)} vs {len(self.runs_auc_b)})"
+        )
+
+
+@dataclass(frozen=True, repr=False)
 class SpreadResult:
     """One model's operating points per segment and their spread per threshold."""
 
@@ -86,8 +149,32 @@ class SpreadResult:
 
 
 @dataclass(frozen=True, repr=False)
+class LeakagePart:
+    """One model's leakage among the images of one label: each segment against the rest.
+
+    ``results`` is empty when fewer than two segments hold images of the label.
+    """
+
+    segments: tuple[str, ...]
+    sizes: tuple[int, ...]
+    results: tuple[BootstrapResult, ...]
+
+    def __repr__(self) -> str:
+        return readable_repr(self)
+
+
+@dataclass(frozen=True)
+class Recipes:
+    """Models trained several times: recipe -> its runs (evaluated models), and the baseline
+    recipe the others are compared to over images and seeds."""
+
+    runs: Mapping[str, Sequence[str]]
+    baseline: str
+
+
+@dataclass(frozen=True, repr=False)
 class PartResult:
-    """Everything the engine computed on one part; metrics are keyed (statistic, model)."""
+    """Everything the engine computed on one part; metrics are keyed (metric name, model)."""
 
     name: str | None
     n: int
@@ -96,6 +183,10 @@ class PartResult:
     metrics: dict[tuple[str, str], BootstrapResult]
     comparisons: dict[str, DeltaAUCResult]
     spreads: dict[str, SpreadResult]
+    deltas: dict[tuple[str, str], DeltaResult] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    leakage: dict[str, dict[int, LeakagePart]] = field(default_factory=dict)
+    runs: dict[str, RunsDeltaAUCResult] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return readable_repr(self)
@@ -107,15 +198,21 @@ def _prefix(name: str | None) -> str:
     return f"Segment {name}: " if name else ""
 
 
-def _part_reason(y: NDArray[np.int8], what: str, name: str | None) -> str | None:
+def _listed(words: Sequence[str], conjunction: str) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
+
+
+def _part_reason(y: NDArray[np.int8], specs: Sequence[MetricSpec], name: str | None) -> str | None:
     """Why the metrics are undefined on a part, in plain words when the part has a name."""
+    one = len(specs) == 1
+    what = specs[0].label if one else _listed([m.short for m in specs], "or")
     reason = one_class_reason(y, what)
     if not reason or not name:
         return reason
     missing = "malignant images (label 1)" if y.sum() == 0 else "benign images (label 0)"
     where = "The whole set" if name == GLOBAL else f"Segment {name}"
-    verb = "are" if what == "WLL or AUC" else "is"
-    metric = "WLL and AUC" if what == "WLL or AUC" else what
+    verb = "is" if one else "are"
+    metric = what if one else _listed([m.short for m in specs], "and")
     return f"{where} has no {missing}: its {metric} {verb} undefined."
 
 
@@ -126,15 +223,36 @@ def undefined_delta(ci: float) -> DeltaAUCResult:
     return DeltaAUCResult(und, und, nan, nan, nan, nan, nan, nan, verdict(nan, nan, nan), 0, 0, ci)
 
 
+def undefined_runs(n_runs_a: int, n_runs_b: int, ci: float) -> RunsDeltaAUCResult:
+    """A comparison of recipes on a part where AUC is undefined (the caller has warned why)."""
+    nan = float("nan")
+    undefined = verdict(nan, nan, nan)
+    runs_a, runs_b = (nan,) * n_runs_a, (nan,) * n_runs_b
+    return RunsDeltaAUCResult(
+        nan, nan, nan, nan, nan, nan, undefined, nan, nan, runs_a, runs_b, 0, 0, ci
+    )
+
+
+def _undefined_runs(recipes: Recipes, ci: float) -> dict[str, RunsDeltaAUCResult]:
+    base = len(recipes.runs[recipes.baseline])
+    return {
+        r: undefined_runs(base, len(runs), ci)
+        for r, runs in recipes.runs.items()
+        if r != recipes.baseline
+    }
+
+
 def evaluate_part(
     y: NDArray[np.int8],
     scores: Mapping[str, NDArray[np.float64]],
     *,
     options: BootstrapOptions | None,
-    metrics: Sequence[str] = METRICS,
+    metrics: Sequence[MetricSpec] = METRICS,
     baseline: str | None = None,
     segments: Segments | None = None,
     thresholds: NDArray[np.float64] | None = None,
+    leakage: bool = False,
+    recipes: Recipes | None = None,
     clusters: NDArray[np.generic] | None = None,
     eps: float = DEFAULT_EPS,
     name: str | None = None,
@@ -142,58 +260,95 @@ def evaluate_part(
     progress: Callable[[int], None] | None = None,
     cache: DrawCache | None = None,
 ) -> PartResult:
-    """Metrics, comparisons against ``baseline`` and OP spreads of every model on one part.
+    """Metrics, comparisons, OP spreads, leakage and recipe comparisons of every model on one
+    part, all from one set of resamples.
 
     ``options=None`` gives point estimates only (no resample). ``segments`` and ``thresholds``
-    ask for the OP spread; ``keep`` keeps the bootstrap distributions in the results. Parts of
-    one evaluation share a ``cache`` of draws (same size, same seed: same local resamples).
+    ask for the OP spread, ``segments`` and ``leakage`` for the segment leakage; ``recipes`` for
+    the comparisons over images and seeds; ``keep`` keeps the bootstrap distributions in the
+    results. Parts of one evaluation share a ``cache`` of draws (same size, same seed: same
+    local resamples).
     """
-    metrics = tuple(metrics)
+    specs = tuple(metrics)
+    # ΔAUC is the paper's comparison: AUC is drawn whenever models are compared.
+    drawn = specs if AUC in specs or (baseline is None and recipes is None) else (*specs, AUC)
     n_pos = int(y.sum())
-    what = _WHAT.get(metrics, "WLL or AUC")
-    reason = _part_reason(y, what, name) if metrics else None
+    reason = _part_reason(y, drawn, name) if drawn else None
+    ci = options.ci if options else float("nan")
     if reason:
         warnings.warn(reason, UndefinedMetricWarning, stacklevel=3)
         if progress is not None and options is not None:
             progress(options.n_boot)
-        ci = options.ci if options else float("nan")
         return PartResult(
             name=name,
             n=int(y.size),
             n_pos=n_pos,
             reason=reason,
-            metrics={(stat, m): undefined_result(ci) for stat in metrics for m in scores},
+            metrics={(spec.name, m): undefined_result(ci) for spec in specs for m in scores},
             comparisons={m: undefined_delta(ci) for m in scores if baseline and m != baseline},
             spreads={},
+            runs=_undefined_runs(recipes, ci) if recipes else {},
         )
     statistics: dict[Hashable, Statistic] = {}
-    for m, s in scores.items():
-        if "wll" in metrics:
-            statistics["wll", m] = WLLKernel(y, s, eps)
-        if "auc" in metrics:
-            statistics["auc", m] = AUCKernel(y, s)
+    kernels: dict[Hashable, Any] = {
+        (spec.name, m): spec.kernel(y, s, eps) for m, s in scores.items() for spec in drawn
+    }
+    statistics.update(kernels)
     spreads = _spread_statistics(y, scores, segments, thresholds, name)
     for m, spread in spreads.items():
         if not spread.reason:
             statistics["op_spread", m] = spread
+    leaks = _leakage_statistics(y, scores, segments) if leakage and segments is not None else {}
+    statistics.update(leaks)
     draws = _draw(statistics, y, clusters, options, progress, cache)
-    ci = options.ci if options else float("nan")
-    _warn_dropped(draws, metrics, scores, name, options)
+    _warn_dropped(draws, specs, scores, name, options)
+    values = {key: _summary(draws, key, ci, keep) for key in kernels}
+    notes = _notes(values, kernels, specs, scores, y, name)
     return PartResult(
         name=name,
         n=int(y.size),
         n_pos=n_pos,
         reason=None,
-        metrics={
-            (stat, m): _summary(draws, (stat, m), ci, keep) for m in scores for stat in metrics
-        },
+        metrics={(spec.name, m): values[spec.name, m] for m in scores for spec in specs},
         comparisons={
             m: compare(draws, baseline, m, options, keep)
             for m in scores
             if baseline is not None and m != baseline
         },
         spreads={m: _spread_result(draws, m, spread, ci) for m, spread in spreads.items()},
+        deltas={
+            (spec.name, m): _delta(draws, spec.name, baseline, m, options)
+            for spec in specs
+            for m in scores
+            if baseline is not None and m != baseline and options is not None
+        },
+        notes=notes,
+        leakage=_leakage_results(draws, leaks, ci) if leaks else {},
+        runs=_runs(draws, recipes, options) if recipes and options else {},
     )
+
+
+def _notes(
+    values: Mapping[Hashable, BootstrapResult],
+    kernels: Mapping[Hashable, Any],
+    specs: Sequence[MetricSpec],
+    scores: Mapping[str, NDArray[np.float64]],
+    y: NDArray[np.int8],
+    name: str | None,
+) -> dict[str, str]:
+    """Per model, why a metric is undefined on the whole part (warned once each), else empty."""
+    notes: dict[str, str] = {}
+    for m in scores:
+        reasons = []
+        for spec in specs:
+            if np.isnan(values[spec.name, m].estimate):
+                reason = undefined_reason(kernels[spec.name, m], spec, y)
+                whose = "" if m == "score" else f"{m}: "  # "score": a single-model call
+                warn_undefined(_prefix(name) + whose + reason)
+                reasons.append(reason)
+        if reasons:
+            notes[m] = " ".join(reasons)
+    return notes
 
 
 def _spread_statistics(
@@ -248,15 +403,15 @@ def _draw(
 
 def _warn_dropped(
     draws: Draws,
-    metrics: tuple[str, ...],
+    specs: Sequence[MetricSpec],
     scores: Mapping[str, NDArray[np.float64]],
     name: str | None,
     options: BootstrapOptions | None,
 ) -> None:
     """One warning per part with the number of resamples excluded for holding one class."""
-    if options is None or not metrics or not scores:
+    if options is None or not specs or not scores:
         return
-    first = draws.of((metrics[0], next(iter(scores))))
+    first = draws.of((specs[0].name, next(iter(scores))))
     dropped = int(np.isnan(first).sum())
     if dropped:
         warnings.warn(
@@ -267,7 +422,7 @@ def _warn_dropped(
         )
 
 
-def _summary(draws: Draws, key: tuple[str, str], ci: float, keep: bool) -> BootstrapResult:
+def _summary(draws: Draws, key: Hashable, ci: float, keep: bool) -> BootstrapResult:
     estimate = float(draws.estimate(key)[0])
     if np.isnan(ci):  # no bootstrap: the estimate alone
         return BootstrapResult(estimate, *(float("nan"),) * 3, 0, 0, ci)
@@ -320,3 +475,125 @@ def _spread_result(draws: Draws, model: str, spread: SpreadStatistic, ci: float)
                 stacklevel=3,
             )
     return SpreadResult(spread.points(), table, spread.excluded, spread.reason)
+
+
+def _delta(
+    draws: Draws, metric: str, baseline: str, model: str, options: BootstrapOptions
+) -> DeltaResult:
+    """metric(model) − metric(baseline) on the shared resamples, with the paper's p and verdict."""
+    base, mine = draws.estimate((metric, baseline))[0], draws.estimate((metric, model))[0]
+    diff = draws.of((metric, model))[:, 0] - draws.of((metric, baseline))[:, 0]
+    with warnings.catch_warnings():  # an undefined metric was warned about once, by name
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        delta = summarize(mine - base, diff, options.ci)
+    p = p_value_from_ci(delta.estimate, delta.ci_low, delta.ci_high, level=options.ci)
+    return DeltaResult(
+        metric=metric,
+        value_a=float(base),
+        value_b=float(mine),
+        delta=delta.estimate,
+        ci_low=delta.ci_low,
+        ci_high=delta.ci_high,
+        se=delta.se,
+        p_value=p,
+        p_value_bootstrap=p_value_from_bootstrap(delta.estimate, delta.se),
+        verdict=verdict(delta.ci_low, delta.ci_high, p, alpha=options.alpha),
+        n_boot_undefined=delta.n_boot_undefined,
+    )
+
+
+def _leakage_statistics(
+    y: NDArray[np.int8], scores: Mapping[str, NDArray[np.float64]], segments: Segments
+) -> dict[Hashable, OneVsRestAUC]:
+    return {
+        ("leakage", m, label): OneVsRestAUC(y, s, segments, label)
+        for m, s in scores.items()
+        for label in LABELS
+    }
+
+
+def _leakage_results(
+    draws: Draws, leaks: Mapping[Hashable, OneVsRestAUC], ci: float
+) -> dict[str, dict[int, LeakagePart]]:
+    """Each model's segment-vs-rest AUCs per label (none where fewer than two segments hold
+    images of the label: :mod:`segeval.leakage` says so)."""
+    out: dict[str, dict[int, LeakagePart]] = {}
+    for key, stat in leaks.items():
+        _, model, label = cast(tuple[str, str, int], key)
+        estimates, resampled = draws.estimate(key), draws.of(key)
+        results = (
+            tuple(
+                summarize(est, resampled[:, k], ci, what="Segment leakage")
+                for k, est in enumerate(estimates)
+            )
+            if stat.k >= 2
+            else ()
+        )
+        sizes = tuple(int(n) for n in stat.sizes)
+        out.setdefault(model, {})[label] = LeakagePart(stat.names, sizes, results)
+    return out
+
+
+def _runs(
+    draws: Draws, recipes: Recipes, options: BootstrapOptions
+) -> dict[str, RunsDeltaAUCResult]:
+    """Each recipe against the baseline recipe over images and seeds (the two-level bootstrap).
+
+    Each resample of the images is shared by every run (the runs' AUC draws); independently,
+    runs are drawn with replacement within each recipe, and the resampled ΔAUC is the mean AUC of
+    the drawn runs of b minus that of a. With one run each it is the images-only ΔAUC exactly.
+    """
+    seq = options.seed
+    # Beside the image resamples' children 0 … n_boot−1, never among them; derived from the
+    # seed's fixed identity, so the same seed object gives the same run draws every time.
+    run_seed = np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, RUNS_SPAWN_KEY))
+    base_runs = recipes.runs[recipes.baseline]
+    aucs_a = np.array([draws.estimate(("auc", m))[0] for m in base_runs])
+    auc_a = np.column_stack([draws.of(("auc", m))[:, 0] for m in base_runs])
+    out = {}
+    for recipe, runs in recipes.runs.items():
+        if recipe == recipes.baseline:
+            continue
+        aucs_b = np.array([draws.estimate(("auc", m))[0] for m in runs])
+        auc_b = np.column_stack([draws.of(("auc", m))[:, 0] for m in runs])
+        ra, rb = auc_a.shape[1], auc_b.shape[1]
+        estimate = float(aucs_b.mean() - aucs_a.mean())
+        images_only = auc_b.mean(axis=1) - auc_a.mean(axis=1)
+        if ra == 1 and rb == 1:
+            two_level = images_only
+        else:
+            rng = np.random.default_rng(run_seed)
+            pick_a = rng.integers(0, ra, (options.n_boot, ra))
+            pick_b = rng.integers(0, rb, (options.n_boot, rb))
+            rows = np.arange(options.n_boot)[:, np.newaxis]
+            two_level = auc_b[rows, pick_b].mean(axis=1) - auc_a[rows, pick_a].mean(axis=1)
+        delta = summarize(estimate, two_level, options.ci, what="ΔAUC")
+        images = summarize(estimate, images_only, options.ci, what="ΔAUC")
+        p = p_value_from_ci(delta.estimate, delta.ci_low, delta.ci_high, level=options.ci)
+        out[recipe] = RunsDeltaAUCResult(
+            delta=delta.estimate,
+            ci_low=delta.ci_low,
+            ci_high=delta.ci_high,
+            se=delta.se,
+            p_value=p,
+            p_value_bootstrap=p_value_from_bootstrap(delta.estimate, delta.se),
+            verdict=verdict(delta.ci_low, delta.ci_high, p, alpha=options.alpha),
+            images_ci_low=images.ci_low,
+            images_ci_high=images.ci_high,
+            runs_auc_a=tuple(float(v) for v in aucs_a),
+            runs_auc_b=tuple(float(v) for v in aucs_b),
+            n_boot_used=delta.n_boot_used,
+            n_boot_undefined=delta.n_boot_undefined,
+            ci=options.ci,
+        )
+    return out
+
+
+def resample_indices(
+    y: NDArray[np.int8], *, options: BootstrapOptions, clusters: ArrayLike | None = None
+) -> Iterator[NDArray[np.int64]]:
+    """The row indices of each resample the engine draws for a part with labels ``y``, in order
+    (to replay a bootstrap, or check a statistic by brute force)."""
+    resampler = Resampler(y, resample=options.resample, clusters=clusters)
+    for seed in child_seeds(options.seed, options.n_boot):
+        yield resampler.indices(resampler.draw(np.random.default_rng(seed)))

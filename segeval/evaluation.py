@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import html
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,22 +20,17 @@ import pandas as pd
 
 from segeval import frames
 from segeval.audit import audit_data
-from segeval.io import (
-    RECIPE,
-    check_columns,
-    check_predictions,
-    file_record,
-    read_metrics_log,
-    read_table,
-    to_jsonable,
-)
+from segeval.engine import PartResult, Recipes, evaluate_part
+from segeval.io import RECIPE, check_columns, check_predictions, to_jsonable
 from segeval.leakage import leakage_frames, leakage_over_runs
 from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
+from segeval.registry import AUC, MetricSpec, resolve_metrics
 from segeval.resampling import BootstrapOptions, DrawCache, Resample
-from segeval.runs import compare_recipes
+from segeval.runs import RECIPE_COLUMNS
+from segeval.runs import recipe_rows as recipe_rows_of
 from segeval.scorecard import recipe_scorecard, scorecard
-from segeval.segments import GLOBAL, segment_keys, with_global
-from segeval.table import CI_COLUMNS, TABLE_COLUMNS
+from segeval.segments import GLOBAL, Segments, segment_keys, with_global
+from segeval.table import table_columns, table_row
 from segeval.validation import InputError, SeedLike, readable_repr
 
 
@@ -56,10 +51,16 @@ class Evaluation:
     data_warnings : tuple of str
         Data warnings (prevalence differing across segments, few positives, shared patients).
     metrics : DataFrame
-        WLL and AUC with CIs, per model and segment (``__global__`` is the whole set).
+        The evaluated metrics (default WLL and AUC; ``settings["metrics"]``) with CIs, per model
+        and segment (``__global__`` is the whole set): a column per metric, ``<metric>_ci_low``
+        and ``<metric>_ci_high``.
     comparisons : DataFrame
         ΔAUC against the baseline per model and segment, with the paper's p-value and verdict,
         the bootstrap and DeLong p-values, and Holm's correction over the whole family.
+    deltas : DataFrame
+        Every evaluated metric as a paired difference against the baseline (model − baseline on
+        the same resamples), per model and segment, with CI, the paper's p-value and verdict
+        (uncorrected: the ΔAUC family above carries Holm).
     op_points, op_spread : DataFrame
         Operating points per model, segment and threshold; their spread across segments.
     diagnostics : DataFrame
@@ -109,6 +110,7 @@ class Evaluation:
     recipe_comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
     run_deltas: pd.DataFrame = field(default_factory=pd.DataFrame)
     scorecard: pd.DataFrame = field(default_factory=pd.DataFrame)
+    deltas: pd.DataFrame = field(default_factory=pd.DataFrame)
     settings: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -127,6 +129,7 @@ class Evaluation:
                 "diagnostics": self.diagnostics,
                 "metrics": self.metrics,
                 "comparisons": self.comparisons,
+                "deltas": self.deltas,
                 "op_points": self.op_points,
                 "op_spread": self.op_spread,
                 "roc": self.roc,
@@ -219,12 +222,14 @@ def evaluate(
     segment_by: str | Sequence[str] | None,
     baseline: frames.BaselineLike = None,
     cluster: str | None = None,
+    metrics: str | Sequence[str] | None = None,
     n_boot: int = 2000,
     seed: SeedLike = 0,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     ci: float = 0.95,
     resample: Resample = "rows",
-    runs: Sequence[str | Path] = (),
+    training: pd.DataFrame | None = None,
+    validation_predictions: Mapping[str, Any] | None = None,
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
@@ -242,16 +247,24 @@ def evaluate(
         one segment, a list of both forms, or a mapping segment -> model.
     cluster : str, optional
         Column whose values are resampled whole (e.g. ``patient_id``).
+    metrics : list of str or str, optional
+        Metrics of the registry (:mod:`segeval.registry`) by name, e.g. ``["auc",
+        "sens@spec=0.9", "ppv"]`` or ``"auc,sens@spec=0.9"``; default ``["wll", "auc"]`` (the
+        paper's). ``"ppv"``/``"npv"`` alone: one per threshold. Each is evaluated per segment
+        with CIs and as a paired difference against the baseline (frame ``deltas``); ΔAUC
+        against the baseline (frame ``comparisons``) is always computed.
     n_boot, seed, ci : bootstrap options
         2000 resamples (the paper); the same seed gives bit-identical numbers.
     thresholds : list of float in [0, 1]
-        Thresholds of the operating points.
+        Thresholds of the operating points (and of ``"ppv"``/``"npv"``).
     resample : {"rows", "stratified", "cluster"}
         Resampling scheme; ``cluster=`` implies ``"cluster"``.
-    runs : list of paths
-        Training run folders: their ``metrics.jsonl`` gives the validation curves, and their
-        ``preds/val.parquet`` (written by ``segtrain fit``) the segment leakage on validation
-        (rows ``on == "validation"``, named as the run folder).
+    training : DataFrame, optional
+        Validation curves of training runs: columns ``run, step, segment, wll, auc`` (the
+        records of ``RUN/metrics.jsonl``; :func:`segeval.io.read_runs` reads run folders).
+    validation_predictions : mapping, optional
+        Run name -> that run's predictions on its validation set (``RUN/preds/val.parquet``,
+        written by ``segtrain fit``): their segment leakage (rows ``on == "validation"``).
     progress : callable, optional
         ``progress(done, total)`` as resamples complete.
 
@@ -269,154 +282,327 @@ def evaluate(
     >>> ev.comparisons[["model", "segment"]].head(2).values.tolist()
     [['bal_labels', '__global__'], ['periodic', '__global__']]
     """
-    preds = check_predictions(predictions)
-    columns = _check_segment_by(preds, segment_by)
-    t = _check_thresholds(thresholds)
+    plan = _check_inputs(
+        predictions,
+        segment_by=segment_by,
+        baseline=baseline,
+        cluster=cluster,
+        metrics=metrics,
+        options=_options(
+            n_boot=n_boot, ci=ci, resample=resample, seed=seed, n_jobs=n_jobs, cluster=cluster
+        ),
+        thresholds=thresholds,
+        training=training,
+        validation_predictions=validation_predictions,
+    )
+    return _assemble(plan, _statistics(plan, progress), seed=seed)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The inputs of an evaluation, checked once: everything the statistics need."""
+
+    preds: pd.DataFrame
+    columns: list[str]
+    segment_by: str | Sequence[str] | None
+    specs: tuple[MetricSpec, ...]
+    thresholds: np.ndarray
+    options: BootstrapOptions
+    cluster: str | None
+    models: tuple[str, ...]
+    reference: pd.DataFrame
+    y: np.ndarray
+    scores: np.ndarray
+    segments: Segments | None
+    recipes: dict[str, list[tuple[str, str]]]
+    baselines: dict[str, str]
+    clusters: np.ndarray | None
+    training: pd.DataFrame
+    validation: dict[str, _Validation]
+
+    @property
+    def runs(self) -> dict[str, list[str]]:
+        """Each model (recipe) -> its runs as evaluated models."""
+        return {recipe: [m for _, m in pairs] for recipe, pairs in self.recipes.items()}
+
+    def recipes_against(self, baseline: str) -> Recipes:
+        """The recipes, compared to the recipe of the evaluated model ``baseline``."""
+        recipe = next(r for r, pairs in self.recipes.items() if baseline in dict(pairs).values())
+        return Recipes(self.runs, recipe)
+
+
+@dataclass(frozen=True)
+class _Validation:
+    """One training run's validation predictions, ready for its segment leakage."""
+
+    y: np.ndarray
+    score: np.ndarray
+    segments: Segments
+    clusters: np.ndarray | None
+
+
+def _options(
+    *,
+    n_boot: int,
+    ci: float,
+    resample: Resample,
+    seed: SeedLike,
+    n_jobs: int | None,
+    cluster: str | None,
+) -> BootstrapOptions:  # fmt: skip
     if cluster:
-        check_columns(preds, [cluster], "cluster")
         resample = "cluster"
     elif resample == "cluster":
         raise InputError('resample="cluster" needs cluster=, the column to resample whole.')
-    options = BootstrapOptions.make(
-        n_boot=n_boot, ci=ci, resample=resample, seed=seed, n_jobs=n_jobs
-    )
+    return BootstrapOptions.make(n_boot=n_boot, ci=ci, resample=resample, seed=seed, n_jobs=n_jobs)
+
+
+def _check_inputs(
+    predictions: Any,
+    *,
+    segment_by: str | Sequence[str] | None,
+    baseline: frames.BaselineLike,
+    cluster: str | None,
+    metrics: str | Sequence[str] | None,
+    options: BootstrapOptions,
+    thresholds: Sequence[float],
+    training: pd.DataFrame | None,
+    validation_predictions: Mapping[str, Any] | None,
+) -> _Plan:
+    """Every input checked and brought into the form the statistics use (first stage)."""
+    preds = check_predictions(predictions)
+    columns = _check_segment_by(preds, segment_by)
+    t = _check_thresholds(thresholds)
+    specs = resolve_metrics(metrics, thresholds=t.tolist())
+    if AUC not in specs:  # the comparisons, the scorecard and the figures rest on it
+        specs = (*specs, AUC)
+    if cluster:
+        check_columns(preds, [cluster], "cluster")
     models, reference, y, scores = _aligned(preds, columns)
     segments = segment_keys(reference, segment_by) if columns and segment_by else None
     recipes = _recipes(preds)
     first_run = {recipe: runs[0][1] for recipe, runs in recipes.items()}
     default, per_segment = frames.parse_baseline(baseline)
-    baselines = frames.baselines(models, segments, default, per_segment, first_run)
-    clusters = reference[cluster].to_numpy() if cluster else None
-    total = n_boot * (1 + (len(segments) if segments else 0))
-    step = None if progress is None else (lambda done: progress(done, total))
-
-    metric_rows, comparison_rows, spreads = [], [], []
-    cache = DrawCache()
-    for name, idx in with_global(segments, y.size):
-        part = frames.part_rows(
-            name,
-            y[idx],
-            scores[:, idx],
-            models,
-            baselines.get(name),
-            None if clusters is None else clusters[idx],
-            segments if name == GLOBAL else None,
-            t,
-            options,
-            step,
-            cache,
-        )
-        metric_rows += part[0]
-        comparison_rows += part[1]
-        spreads += part[2]
-    metrics = pd.DataFrame(metric_rows, columns=["model", *TABLE_COLUMNS, *CI_COLUMNS, "note"])
-    comparisons = frames.with_holm(pd.DataFrame(comparison_rows, columns=frames.COMPARISON_COLUMNS))
-    training = (
-        pd.concat([read_metrics_log(r) for r in runs], ignore_index=True)
-        if runs
-        else pd.DataFrame(columns=["run", "step", "segment", "wll", "auc"])
+    return _Plan(
+        preds=preds,
+        columns=columns,
+        segment_by=segment_by,
+        specs=specs,
+        thresholds=t,
+        options=options,
+        cluster=cluster,
+        models=models,
+        reference=reference,
+        y=y,
+        scores=scores,
+        segments=segments,
+        recipes=recipes,
+        baselines=frames.baselines(models, segments, default, per_segment, first_run),
+        clusters=reference[cluster].to_numpy() if cluster else None,
+        training=_check_training(training),
+        validation=_check_validation(validation_predictions, segment_by, cluster)
+        if segments is not None
+        else {},
     )
-    by_model = dict(zip(models, scores, strict=True))
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """The engine's results (second stage): the whole set first, then each segment; and the
+    segment leakage of each run on its validation set."""
+
+    parts: list[PartResult]
+    validation: dict[str, PartResult]
+
+
+def _statistics(plan: _Plan, progress: Callable[[int, int], None] | None) -> _Parts:
+    """Every bootstrap of the evaluation: one engine call per part, all on shared draws."""
+    n_segments = len(plan.segments.names) if plan.segments else 0
+    total = plan.options.n_boot * (1 + n_segments + len(plan.validation))
+    step = None if progress is None else (lambda done: progress(done, total))
+    several = any(len(runs) > 1 for runs in plan.recipes.values())
+    cache = DrawCache()
+    parts = []
+    for name, idx in with_global(plan.segments, plan.y.size):
+        whole = name == GLOBAL
+        base = plan.baselines.get(name)
+        parts.append(
+            evaluate_part(
+                plan.y[idx],
+                dict(zip(plan.models, plan.scores[:, idx], strict=True)),
+                options=plan.options,
+                metrics=plan.specs,
+                baseline=base,
+                segments=plan.segments if whole else None,
+                thresholds=plan.thresholds if whole and plan.segments is not None else None,
+                leakage=whole and plan.segments is not None,
+                recipes=plan.recipes_against(base) if several and base else None,
+                clusters=None if plan.clusters is None else plan.clusters[idx],
+                name=name,
+                progress=step,
+                cache=cache,
+            )
+        )
+    validation = {
+        run: evaluate_part(
+            v.y,
+            {run: v.score},
+            options=plan.options,
+            metrics=(),
+            segments=v.segments,
+            leakage=True,
+            clusters=v.clusters,
+            progress=step,
+        )
+        for run, v in plan.validation.items()
+    }
+    return _Parts(parts, validation)
+
+
+def _assemble(plan: _Plan, stats: _Parts, *, seed: SeedLike) -> Evaluation:
+    """The tidy frames of the evaluation, read off the engine's parts (third stage)."""
+    models, specs, y, scores = plan.models, plan.specs, plan.y, plan.scores
+    metric_rows, comparison_rows, delta_rows, spreads = [], [], [], []
+    recipe_rows, per_run = [], []
+    names = {recipe: [run for run, _ in pairs] for recipe, pairs in plan.recipes.items()}
+    for part, (name, idx) in zip(stats.parts, with_global(plan.segments, y.size), strict=True):
+        metric_rows += [{"model": m, **table_row(part, m, specs)} for m in models]
+        base = plan.baselines.get(name)
+        if base is not None:
+            comparison_rows += frames.comparison_rows(
+                part, base, y[idx], scores[:, idx], models, plan.options.ci
+            )
+            delta_rows += frames.delta_rows(part, base)
+        spreads += [
+            (part.spreads[m].points.assign(model=m), part.spreads[m].table.assign(model=m))
+            for m in models
+            if m in part.spreads
+        ]
+        if part.runs and base is not None:
+            rows, runs = recipe_rows_of(part, plan.recipes_against(base), names)
+            recipe_rows += rows
+            per_run += runs
+    metrics = pd.DataFrame(metric_rows, columns=["model", *table_columns(specs)])
+    comparisons = frames.with_holm(pd.DataFrame(comparison_rows, columns=frames.COMPARISON_COLUMNS))
+    deltas = pd.DataFrame(delta_rows, columns=frames.DELTA_COLUMNS)
     leakage = (
         _concat_pairs(
-            leakage_frames(y, by_model, segments, options=options, clusters=clusters),
-            *(_validation_leakage(r, segment_by, cluster, options) for r in runs),
+            leakage_frames(stats.parts[0]),
+            *(leakage_frames(part, on="validation") for part in stats.validation.values()),
         )
-        if segments and segment_by
+        if plan.segments is not None
         else (pd.DataFrame(), pd.DataFrame())
     )
-    recipe_of = {m: recipe for recipe, runs in recipes.items() for _, m in runs}
-    several = any(len(runs) > 1 for runs in recipes.values())
-    across = (
-        compare_recipes(
-            y,
-            by_model,
-            recipes,
-            {part: recipe_of[m] for part, m in baselines.items()},
-            with_global(segments, y.size),
-            options=options,
-            clusters=clusters,
-        )
-        if several
-        else (pd.DataFrame(), pd.DataFrame())
-    )
-    diagnostics = frames.diagnostics(metrics, training)
+    several = any(len(runs) > 1 for runs in plan.recipes.values())
+    diagnostics = frames.diagnostics(metrics, plan.training, specs)
     op_spread = pd.concat([s[1] for s in spreads], ignore_index=True) if spreads else pd.DataFrame()
-    card = scorecard(models, metrics, comparisons, diagnostics, op_spread, leakage[1])
-    recipe_comparisons = frames.with_holm(across[0]) if len(across[0]) else across[0]
-    if several:  # the first screen answers per model, over its runs
-        card = recipe_scorecard(recipes, card, recipe_comparisons, diagnostics)
-    audit = audit_data(
-        y, segments if segments else np.full(y.size, GLOBAL), patients=reference.get("patient_id")
+    card = scorecard(
+        models, metrics, comparisons, diagnostics, op_spread, leakage[1], deltas=deltas, specs=specs
     )
+    recipe_comparisons = pd.DataFrame(recipe_rows, columns=RECIPE_COLUMNS)
+    if len(recipe_comparisons):
+        recipe_comparisons = frames.with_holm(recipe_comparisons)
+    if several:  # the first screen answers per model, over its runs
+        card = recipe_scorecard(plan.recipes, card, recipe_comparisons, diagnostics)
+    segments = plan.segments
+    audit = audit_data(
+        y,
+        segments if segments else np.full(y.size, GLOBAL),
+        patients=plan.reference.get("patient_id"),
+    )
+    options = plan.options
     return Evaluation(
         models=models,
-        runs={recipe: tuple(m for _, m in pairs) for recipe, pairs in recipes.items()},
-        baselines=baselines,
+        runs={recipe: tuple(m for _, m in pairs) for recipe, pairs in plan.recipes.items()},
+        baselines=plan.baselines,
         segments=(GLOBAL, *(segments.names if segments else ())),
         data=audit.table,
-        data_warnings=(*audit.warnings, *_run_count_warning(recipes)),
+        data_warnings=(*audit.warnings, *_run_count_warning(plan.recipes)),
         metrics=metrics,
         comparisons=comparisons,
         diagnostics=diagnostics,
         op_points=pd.concat(
-            [frames.global_points(y, scores, models, t)] + [s[0] for s in spreads],
+            [frames.global_points(y, scores, models, plan.thresholds)] + [s[0] for s in spreads],
             ignore_index=True,
         ),
         op_spread=op_spread,
         roc=frames.roc_curves(y, scores, models, segments),
         score_hist=frames.score_histograms(y, scores, models, segments),
-        training=training,
+        training=plan.training,
         leakage=leakage[0],
         leakage_summary=leakage[1],
-        leakage_runs=leakage_over_runs(leakage[1], recipes) if several else pd.DataFrame(),
+        leakage_runs=leakage_over_runs(leakage[1], plan.recipes) if several else pd.DataFrame(),
         recipe_comparisons=recipe_comparisons,
-        run_deltas=across[1],
+        run_deltas=pd.DataFrame(per_run, columns=["model", "run", "segment", "auc", "delta_auc"])
+        if several
+        else pd.DataFrame(),
         scorecard=card,
+        deltas=deltas,
         settings={
-            "segment_by": columns,
+            "segment_by": plan.columns,
+            "metrics": [spec.name for spec in specs],
             "n_boot": options.n_boot,
             "ci": options.ci,
             "resample": options.resample,
-            "cluster": cluster,
+            "cluster": plan.cluster,
             "seed": seed if isinstance(seed, int) or seed is None else repr(seed),
-            "thresholds": t.tolist(),
+            "thresholds": plan.thresholds.tolist(),
         },
-        provenance=_provenance(len(preds), runs),
+        provenance=_provenance(len(plan.preds)),
     )
 
 
-def _validation_leakage(
-    run: str | Path,
-    segment_by: str | Sequence[str],
-    cluster: str | None,
-    options: BootstrapOptions,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Segment leakage of a training run on its validation set (``RUN/preds/val.parquet``,
-    written by ``segtrain fit``), named as the run; nothing when the run has no such file or
-    validated on fewer than two segments."""
-    path = Path(run) / "preds" / "val.parquet"
-    none = (pd.DataFrame(), pd.DataFrame())
-    if not path.is_file():
-        return none
-    val = check_predictions(read_table(path, "validation predictions file"), str(path))
-    name = Path(run).resolve().name
-    missing = [c for c in frames.segment_columns(segment_by) if c not in val.columns]
-    if missing:
-        warnings.warn(
-            f"No segment leakage on validation for run {name!r}: {str(path)!r} lacks the "
-            f"segment column(s) {', '.join(missing)}.",
-            UserWarning,
-            stacklevel=3,
+def _check_training(training: pd.DataFrame | None) -> pd.DataFrame:
+    """The validation curves of training runs (``run, step, segment, wll, auc``), or none."""
+    columns = ["run", "step", "segment", "wll", "auc"]
+    if training is None or (isinstance(training, pd.DataFrame) and training.empty):
+        return pd.DataFrame(columns=columns)
+    if not isinstance(training, pd.DataFrame):
+        raise InputError(
+            f"training must be a DataFrame of validation records; got {type(training).__name__}."
         )
-        return none
-    segments = segment_keys(val, segment_by)
-    if len(segments.names) < 2:
-        return none
-    clusters = val[cluster].to_numpy() if cluster and cluster in val.columns else None
-    y = val["label"].to_numpy(np.int8)
-    scores = {name: val["score"].to_numpy(np.float64)}
-    return leakage_frames(y, scores, segments, options=options, clusters=clusters, on="validation")
+    missing = [c for c in columns if c not in training.columns]
+    if missing:
+        raise InputError(
+            f"training lacks the column(s) {', '.join(missing)}; it needs {', '.join(columns)} "
+            "(the records of RUN/metrics.jsonl, read by segeval.io.read_runs)."
+        )
+    return training
+
+
+def _check_validation(
+    validation: Mapping[str, Any] | None,
+    segment_by: str | Sequence[str] | None,
+    cluster: str | None,
+) -> dict[str, _Validation]:
+    """Each run's validation predictions that can show segment leakage (two segments or more,
+    the segment columns present; a warning names a run whose file lacks them)."""
+    if validation is None or segment_by is None:
+        return {}
+    if not isinstance(validation, Mapping):
+        raise InputError(
+            "validation_predictions must map a run name to its validation predictions; got "
+            f"{type(validation).__name__}."
+        )
+    out = {}
+    for run, frame in validation.items():
+        val = check_predictions(frame, f"validation predictions of run {run!r}")
+        missing = [c for c in frames.segment_columns(segment_by) if c not in val.columns]
+        if missing:
+            warnings.warn(
+                f"No segment leakage on validation for run {run!r}: its validation predictions "
+                f"table lacks the segment column(s) {', '.join(missing)}.",
+                UserWarning,
+                stacklevel=4,
+            )
+            continue
+        segments = segment_keys(val, segment_by)
+        if len(segments.names) < 2:
+            continue
+        clusters = val[cluster].to_numpy() if cluster and cluster in val.columns else None
+        y, score = val["label"].to_numpy(np.int8), val["score"].to_numpy(np.float64)
+        out[str(run)] = _Validation(y, score, segments, clusters)
+    return out
 
 
 def _concat_pairs(*pairs: tuple[pd.DataFrame, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -450,8 +636,9 @@ def _recipes(preds: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def _provenance(rows: int, runs: Sequence[str | Path]) -> dict[str, Any]:
-    """Version, date and inputs; ``segeval report`` replaces the in-memory table by its files."""
+def _provenance(rows: int) -> dict[str, Any]:
+    """Version, date and inputs; ``segeval report`` replaces the in-memory table by its files
+    and adds the run folders it read."""
     from segeval import __version__
 
     return {
@@ -460,7 +647,6 @@ def _provenance(rows: int, runs: Sequence[str | Path]) -> dict[str, Any]:
         "command": None,
         "inputs": [
             {"role": "predictions", "path": "(a table in memory)", "sha256": None, "rows": rows},
-            *(file_record(Path(r) / "metrics.jsonl", "training run") for r in runs),
         ],
     }
 

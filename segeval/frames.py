@@ -7,7 +7,7 @@ model's operating-point spread); these functions only turn its results into rows
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,15 +15,14 @@ import pandas as pd
 
 from segeval.delong import delong_delta_auc_test
 from segeval.diagnostics import global_vs_local
-from segeval.engine import DeltaAUCResult, evaluate_part
+from segeval.engine import METRICS, DeltaAUCResult, PartResult
 from segeval.metrics import (
     operating_points,
     roc_curve,
 )
-from segeval.resampling import BootstrapOptions, DrawCache
+from segeval.registry import MetricSpec
 from segeval.segments import GLOBAL, Segments, parse_segment_by, with_global
 from segeval.significance import holm, verdict
-from segeval.table import table_row
 from segeval.validation import InputError, one_class_reason
 
 HIST_BINS = 20
@@ -51,13 +50,16 @@ COMPARISON_COLUMNS = [
 ]
 
 
-def diagnostics(metrics: pd.DataFrame, training: pd.DataFrame) -> pd.DataFrame:
-    """Global-vs-local flags on the evaluated set, and on each run's last validation."""
-    frames = [global_vs_local(metrics).assign(on="evaluated set")]
+def diagnostics(
+    metrics: pd.DataFrame, training: pd.DataFrame, specs: Sequence[MetricSpec]
+) -> pd.DataFrame:
+    """Global-vs-local flags on the evaluated set, and on each run's last validation (whose
+    log holds WLL and AUC)."""
+    frames = [global_vs_local(metrics, specs).assign(on="evaluated set")]
     if len(training):
         last = training[training.step == training.groupby("run").step.transform("max")]
         last = last.rename(columns={"run": "model"})
-        frames.append(global_vs_local(last).assign(on="validation, last step"))
+        frames.append(global_vs_local(last, METRICS).assign(on="validation, last step"))
     table = pd.concat(frames, ignore_index=True)
     on_validation = table.on != "evaluated set"
     table.loc[on_validation, "message"] = "Validation: " + table.loc[on_validation, "message"]
@@ -125,48 +127,50 @@ def baselines(
     return out
 
 
-def part_rows(
-    name: str,
+def comparison_rows(
+    part: PartResult,
+    baseline: str,
     y: np.ndarray,
     scores: np.ndarray,
     models: tuple[str, ...],
-    baseline: str | None,
-    clusters: np.ndarray | None,
-    segments: Segments | None,
-    thresholds: np.ndarray,
-    options: BootstrapOptions,
-    progress: Callable[[int], None] | None,
-    cache: DrawCache | None = None,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[pd.DataFrame, pd.DataFrame]]]:
-    """Metrics, comparisons and (on the whole set) OP spreads of all models on one part."""
-    part = evaluate_part(
-        y,
-        dict(zip(models, scores, strict=True)),
-        options=options,
-        baseline=baseline,
-        segments=segments,
-        thresholds=thresholds if segments is not None else None,
-        clusters=clusters,
-        name=name,
-        progress=progress,
-        cache=cache,
-    )
-    metrics = [{"model": m, **table_row(part, m)} for m in models]
-    comparisons = []
+    ci: float,
+) -> list[dict[str, Any]]:
+    """The ΔAUC rows of one part, each with DeLong's p-value beside the bootstrap's."""
+    rows = []
     for m, result in part.comparisons.items():
-        assert baseline is not None
-        row = comparison_row(result, m, baseline, name, part.reason)
+        row = comparison_row(result, m, baseline, str(part.name), part.reason)
         if not part.reason:
             row["p_value_delong"] = delong_delta_auc_test(
-                y, scores[models.index(baseline)], scores[models.index(m)], ci=options.ci
+                y, scores[models.index(baseline)], scores[models.index(m)], ci=ci
             ).p_value
-        comparisons.append(row)
-    spreads = [
-        (part.spreads[m].points.assign(model=m), part.spreads[m].table.assign(model=m))
-        for m in models
-        if m in part.spreads
-    ]
-    return metrics, comparisons, spreads
+        rows.append(row)
+    return rows
+
+
+DELTA_COLUMNS = [
+    "model",
+    "baseline",
+    "segment",
+    "metric",
+    "value_baseline",
+    "value",
+    "delta",
+    "delta_ci_low",
+    "delta_ci_high",
+    "p_value",
+    "p_value_bootstrap",
+    "verdict",
+    "n_boot_undefined",
+]
+
+
+def delta_rows(part: PartResult, baseline: str) -> list[tuple[Any, ...]]:
+    """Every metric of one part as a paired difference against the baseline (DELTA_COLUMNS)."""
+    return [
+        (model, baseline, part.name, metric, d.value_a, d.value_b, d.delta, d.ci_low, d.ci_high,
+         d.p_value, d.p_value_bootstrap, d.verdict, d.n_boot_undefined)
+        for (metric, model), d in part.deltas.items()
+    ]  # fmt: skip
 
 
 def comparison_row(

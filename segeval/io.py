@@ -13,6 +13,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -417,3 +418,33 @@ def predictions_file_records(paths: Sequence[str | Path]) -> list[dict[str, Any]
             record = file_record(path, "predictions")
             records.append(record | {"rows": max(record["rows"] - 1, 0)})  # less the header
     return records
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """What ``segeval report --run`` reads from training run folders, as frames.
+
+    ``training``: every run's ``metrics.jsonl`` (column ``run``: the folder's name);
+    ``validation``: run name -> its ``preds/val.parquet`` (written by ``segtrain fit``), for the
+    runs that have one; ``inputs``: a provenance record (path, sha256, rows) per log read.
+    """
+
+    training: pd.DataFrame
+    validation: dict[str, pd.DataFrame]
+    inputs: list[dict[str, Any]]
+
+
+def read_runs(runs: Sequence[str | Path]) -> RunFiles:
+    """Read training run folders for :func:`segeval.evaluate` (``training=``,
+    ``validation_predictions=``)."""
+    training = [read_metrics_log(r) for r in runs]
+    validation = {}
+    for r in runs:
+        path = Path(r) / "preds" / "val.parquet"
+        if path.is_file():
+            validation[Path(r).resolve().name] = read_table(path, "validation predictions file")
+    return RunFiles(
+        training=pd.concat(training, ignore_index=True) if training else pd.DataFrame(),
+        validation=validation,
+        inputs=[file_record(Path(r) / "metrics.jsonl", "training run") for r in runs],
+    )

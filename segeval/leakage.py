@@ -12,12 +12,11 @@ What it does not prove: a shift can also come from real differences between the 
 (older patients, denser breasts, another case mix within "benign"). It measures how much segment
 information the score carries, not its cause.
 
-How it is fast: for one label, one cumulative sum over the scores in sorted order gives, for
-every image, the weight of the images of that label scored below it (ties one half). Summed per
-segment that is the segment against *all* images of the label, itself included; the segment
-against itself always contributes exactly W²/2 (each pair once, ties and the image with itself
-one half), so subtracting it leaves the segment against the rest. Every segment's AUC therefore
-costs one pass over the rows, as a single AUC does.
+How it is fast: the kernel (:class:`segeval._kernels.OneVsRestAUC`) gives every segment's AUC
+in one pass over the rows, as a single AUC costs. The resamples are the engine's
+(:func:`segeval.engine.evaluate_part`): in :func:`segeval.evaluate` leakage is drawn on the same
+resamples as every other statistic of the whole set; this module turns the engine's per-segment
+results into p-values, Holm's correction and the summaries.
 """
 
 from __future__ import annotations
@@ -28,26 +27,30 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-from segeval._kernels import Weights
-from segeval.resampling import (
-    BootstrapOptions,
-    Resample,
-    Resampler,
-    bootstrap_distribution,
-    summarize,
-)
+from segeval._kernels import OneVsRestAUC
+from segeval.engine import LeakagePart, PartResult, evaluate_part
+from segeval.resampling import BootstrapOptions, Resample, Resampler
 from segeval.segments import Segments, as_segments
 from segeval.significance import holm, p_value_from_bootstrap
 from segeval.validation import (
     SeedLike,
     check_consistent_length,
     check_labels,
-    check_level,
     check_scores,
     warn_undefined,
 )
+
+__all__ = [
+    "LeakageResult",
+    "LeakageSummary",
+    "OneVsRestAUC",
+    "leakage_frames",
+    "leakage_over_runs",
+    "leakage_result",
+    "segment_leakage",
+]
 
 LABEL_NAMES = {0: "benign", 1: "malignant"}
 COLUMNS = (
@@ -61,43 +64,6 @@ COLUMNS = (
     "p_value",
     "p_value_holm",
 )
-
-
-class OneVsRestAUC:
-    """For one label, the AUC of each segment against the other segments by score.
-
-    A bootstrap statistic (see :mod:`segeval.resampling`): called with row weights of the whole
-    set, it returns one AUC per segment holding images of the label (NaN where a resample leaves
-    the segment or the rest empty).
-    """
-
-    def __init__(
-        self, y_true: NDArray[np.int8], y_score: NDArray[np.float64], segments: Segments, label: int
-    ) -> None:
-        rows = np.flatnonzero(y_true == label)
-        codes = segments.codes[rows]
-        present = np.unique(codes)
-        self.names = tuple(segments.names[k] for k in present)
-        self.sizes = np.bincount(codes, minlength=len(segments))[present]
-        self.rows = rows[np.argsort(y_score[rows], kind="stable")]
-        ordered = y_score[self.rows]
-        self.lo = np.searchsorted(ordered, ordered, side="left")
-        self.hi = np.searchsorted(ordered, ordered, side="right")
-        # Segment of each sorted row, renumbered 0..k-1 among the segments present.
-        self.codes = np.searchsorted(present, segments.codes[self.rows])
-        self.k = present.size
-
-    def __call__(self, w: Weights, total: float | None = None) -> NDArray[np.float64]:
-        ws = w[self.rows]
-        cs = np.concatenate([[0.0], np.cumsum(ws)])
-        mid = 0.5 * (cs[self.lo] + cs[self.hi])  # weight below each row, ties one half
-        w_seg = np.bincount(self.codes, weights=ws, minlength=self.k)
-        u = np.bincount(self.codes, weights=ws * mid, minlength=self.k) - 0.5 * w_seg**2
-        w_rest = cs[-1] - w_seg
-        with np.errstate(divide="ignore", invalid="ignore"):
-            auc = u / (w_seg * w_rest)
-        auc[(w_seg <= 0) | (w_rest <= 0)] = np.nan
-        return np.asarray(auc, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -189,38 +155,42 @@ def segment_leakage(
     y = check_labels(y_true)
     s = check_scores(y_score)
     check_consistent_length(("y_true", y.size), ("y_score", s.size))
-    ci = check_level(ci, "ci")
-    seg = as_segments(segments, y.size)
-    stats = {label: OneVsRestAUC(y, s, seg, label) for label in LABEL_NAMES}
-    draws = bootstrap_distribution(
-        {("leakage", label): stat for label, stat in stats.items()},
-        Resampler(y, resample=resample, clusters=clusters),
-        n_boot=n_boot,
-        seed=seed,
-        n_jobs=n_jobs,
+    options = BootstrapOptions.make(
+        n_boot=n_boot, ci=ci, resample=resample, seed=seed, n_jobs=n_jobs
     )
-    rows: list[tuple] = []
+    Resampler(y, resample=resample, clusters=clusters)  # validates the clusters up front
+    part = evaluate_part(
+        y,
+        {"score": s},
+        options=options,
+        metrics=(),
+        segments=as_segments(segments, y.size),
+        leakage=True,
+        clusters=None if clusters is None else np.asarray(clusters),
+    )
+    return leakage_result(part.leakage["score"])
+
+
+def leakage_result(labels: Mapping[int, LeakagePart]) -> LeakageResult:
+    """One model's leakage from the engine's per-label results: p-values against 0.5, Holm over
+    the segments of each label, and the segment farthest from 0.5 per label."""
+    rows: list[tuple[Any, ...]] = []
     summaries: dict[int, LeakageSummary | None] = {}
-    for label, stat in stats.items():
+    for label, part in labels.items():
         name = LABEL_NAMES[label]
-        if stat.k < 2:
+        if not part.results:
             warn_undefined(
                 f"Segment leakage among {name} images is undefined: fewer than two segments "
                 f"hold {name} images."
             )
             summaries[label] = None
             continue
-        estimates, resampled = draws.estimate(("leakage", label)), draws.of(("leakage", label))
-        block = [
-            summarize(est, resampled[:, k], ci, what="Segment leakage")
-            for k, est in enumerate(estimates)
-        ]
-        p = [p_value_from_bootstrap(r.estimate - 0.5, r.se) for r in block]
-        n_label = int(stat.sizes.sum())
+        p = [p_value_from_bootstrap(r.estimate - 0.5, r.se) for r in part.results]
+        n_label = sum(part.sizes)
         mine = [
-            (name, seg_name, int(n), n_label - int(n), r.estimate, r.ci_low, r.ci_high, pv, ph)
+            (name, seg_name, n, n_label - n, r.estimate, r.ci_low, r.ci_high, pv, ph)
             for seg_name, n, r, pv, ph in zip(
-                stat.names, stat.sizes, block, p, holm(p), strict=True
+                part.segments, part.sizes, part.results, p, holm(p), strict=True
             )
         ]
         rows += mine
@@ -247,19 +217,15 @@ SUMMARY_COLUMNS = [
 
 
 def leakage_frames(
-    y: NDArray[np.int8],
-    scores: Mapping[str, NDArray[np.float64]],
-    segments: Segments,
-    *,
-    options: BootstrapOptions,
-    clusters: NDArray[Any] | None = None,
-    on: str = "evaluated set",
+    parts: Mapping[str, Mapping[int, LeakagePart]] | PartResult, *, on: str = "evaluated set"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every model's leakage table (one row per model, label and segment) and its summary (the
-    segment farthest from 0.5, per model and label); ``on`` names the images (column ``on``)."""
+    segment farthest from 0.5, per model and label), from the engine's leakage of one part;
+    ``on`` names the images (column ``on``)."""
+    leakage = parts.leakage if isinstance(parts, PartResult) else parts
     tables, summary = [], []
-    for model, s in scores.items():
-        r = segment_leakage(y, s, segments, clusters=clusters, **options.keywords())
+    for model, labels in leakage.items():
+        r = leakage_result(labels)
         tables.append(r.table.assign(model=model, on=on))
         summary += [
             (model, on, w.label, w.segment, w.auc, w.ci_low, w.ci_high, w.p_value_holm, w.leakage)

@@ -56,13 +56,19 @@ def forest(
     metric: str = "auc",
     ax: Any = None,
 ) -> Any:
-    """``metric`` ("auc" or "wll") with its CI per segment: a forest plot of ``metrics``.
+    """``metric`` (one evaluated, e.g. "auc", "wll", "sens@spec=0.9") with its CI per segment:
+    a forest plot of ``metrics``.
 
-    Past 60 segments only the whole set and the 25 segments of lowest and highest AUC are drawn.
+    Past 60 segments only the whole set and the 25 segments of lowest and highest values of the
+    metric are drawn.
     """
-    if metric not in ("auc", "wll"):
-        raise InputError(f'metric must be "auc" or "wll"; got {metric!r}.')
-    rows, note = plots.forest_rows(_rows(data, "metrics", model).dropna(subset=[metric]))
+    frame = _rows(data, "metrics", model)
+    evaluated = [c[: -len("_ci_low")] for c in frame.columns if str(c).endswith("_ci_low")]
+    if metric not in evaluated:
+        raise InputError(
+            f"metric must be one of the evaluated metrics, {', '.join(evaluated)}; got {metric!r}."
+        )
+    rows, note = plots.forest_rows(frame.dropna(subset=[metric]), by=metric)
     ax = plots.draw_forest(_axes(ax), rows, metric)
     if note:
         ax.set_title(note, fontsize=8)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from segeval.audit import MIN_POSITIVES
+from segeval.registry import get_metric
 from segeval.segments import GLOBAL
 
 if TYPE_CHECKING:
@@ -77,16 +78,19 @@ def to_data_uri(fig: Figure, dpi: int = 90) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def forest_rows(metrics: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+def forest_rows(metrics: pd.DataFrame, by: str = "auc") -> tuple[pd.DataFrame, str]:
     """The rows a forest plot shows: all, or past MAX_FOREST_ROWS the global row and the
-    segments of lowest and highest AUC; and a note saying which."""
+    segments of lowest and highest ``by`` (a metric); and a note saying which."""
     rows = metrics.reset_index(drop=True)
     if len(rows) <= MAX_FOREST_ROWS:
         return rows, ""
     whole = rows[rows.segment == GLOBAL]
-    local = rows[rows.segment != GLOBAL].sort_values("auc", kind="stable", na_position="first")
+    local = rows[rows.segment != GLOBAL].sort_values(by, kind="stable", na_position="first")
     shown = pd.concat([whole, local.head(FOREST_EXTREMES), local.tail(FOREST_EXTREMES)])
-    note = f"{len(local)} segments: the {FOREST_EXTREMES} lowest and highest AUC shown"
+    note = (
+        f"{len(local)} segments: the {FOREST_EXTREMES} lowest and highest "
+        f"{get_metric(by).short} shown"
+    )
     return shown.reset_index(drop=True), note
 
 
@@ -98,7 +102,8 @@ def draw_forest(
     baseline: pd.DataFrame | None = None,
     xlim: tuple[float, float] | None = None,
 ) -> Any:
-    """``metric`` ("auc" or "wll") with its CI, one row per segment, the whole set in black.
+    """``metric`` (a metric of the registry) with its CI, one row per segment, the whole set in
+    black.
 
     A dashed line marks the global value; segments with fewer than MIN_POSITIVES cases of a
     class are drawn hollow and labelled unstable; ``baseline`` rows (same segments) are
@@ -131,7 +136,7 @@ def draw_forest(
     whole = rows[rows.segment == GLOBAL]
     if len(whole):
         ax.axvline(whole[metric].iloc[0], color="black", linestyle="--", linewidth=0.8)
-    ax.set_xlabel("AUC" if metric == "auc" else "WLL / image")
+    ax.set_xlabel(get_metric(metric).label)
     ax.grid(axis="x", alpha=0.3)
     names = [
         "global" if s == GLOBAL else f"{s} (unstable)" if bad else str(s)
@@ -149,21 +154,24 @@ def forest_figure(
     *,
     baseline: pd.DataFrame | None = None,
     xlims: dict[str, tuple[float, float]] | None = None,
+    metrics_shown: Sequence[str] = ("auc", "wll"),
 ) -> Figure:
-    """AUC and WLL with their CIs, one row per segment (the whole set in black, on top).
+    """Each metric of ``metrics_shown`` with its CI, one panel per metric and one row per
+    segment (the whole set in black, on top).
 
     ``xlims`` (metric -> limits) gives every model's figure the same axes; ``baseline``: the
     baseline model's metric rows, overlaid in grey.
     """
     rows, note = forest_rows(metrics)
-    fig = _figure(figsize=(9, min(1.2 + 0.32 * len(rows), 40)))
-    axes = fig.subplots(1, 2, sharey=True)
-    for ax, metric in zip(axes, ("auc", "wll"), strict=True):
+    width = 4.5 * len(metrics_shown)
+    fig = _figure(figsize=(width, min(1.2 + 0.32 * len(rows), 40)))
+    axes = np.atleast_1d(fig.subplots(1, len(metrics_shown), sharey=True))
+    for ax, metric in zip(axes, metrics_shown, strict=True):
         draw_forest(ax, rows, metric, baseline=baseline, xlim=(xlims or {}).get(metric))
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="upper right", fontsize=SMALL, frameon=False)
-    fig.suptitle(f"{title} ({note})" if note else title, fontsize=10, x=0.3)
+    fig.suptitle(f"{title} ({note})" if note else title, fontsize=10, x=0.3 * 2 / len(axes))
     return fig
 
 

@@ -9,6 +9,7 @@ nothing from any network: CSS is inline and images are data URIs.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from segeval import plots
 from segeval.audit import MIN_POSITIVES, DataAudit
 from segeval.evaluation import Evaluation
 from segeval.io import json_text, to_jsonable, write_files
+from segeval.registry import get_metric
 from segeval.segments import GLOBAL
 
 
@@ -72,16 +74,24 @@ def report_context(evaluation: Evaluation) -> dict[str, Any]:
     return evaluation.to_dict()
 
 
-def forest_limits(metrics: pd.DataFrame) -> dict[str, tuple[float, float]]:
-    """One x-range per statistic for every model's forest plot, so the models compare by eye."""
+def forest_limits(
+    metrics: pd.DataFrame, names: Sequence[str] = ("auc", "wll")
+) -> dict[str, tuple[float, float]]:
+    """One x-range per metric for every model's forest plot, so the models compare by eye."""
     limits = {}
-    for metric in ("auc", "wll"):
+    for metric in names:
         values = metrics[[metric, f"{metric}_ci_low", f"{metric}_ci_high"]].to_numpy(float)
         values = values[np.isfinite(values)]
         if values.size:
             pad = 0.04 * max(values.max() - values.min(), 0.01)
             limits[metric] = (float(values.min() - pad), float(values.max() + pad))
     return limits
+
+
+def forest_metrics(evaluation: Evaluation) -> list[str]:
+    """The metrics of the forest plots: AUC first, then the others in the order evaluated."""
+    names = evaluation.settings.get("metrics") or ["wll", "auc"]
+    return ["auc", *(n for n in names if n != "auc")]
 
 
 def figures(evaluation: Evaluation) -> dict[str, dict[str, str]]:
@@ -93,13 +103,16 @@ def figures(evaluation: Evaluation) -> dict[str, dict[str, str]]:
     ev = evaluation
     out: dict[str, dict[str, str]] = {"forest": {}, "roc": {}, "op_sync": {}, "scores": {}}
     defined = ev.metrics.dropna(subset=["auc"])
-    limits = forest_limits(defined)
+    shown = forest_metrics(ev)
+    limits = forest_limits(defined, shown)
     base = ev.baselines.get(GLOBAL)
     for m in (runs[0] for runs in ev.runs.values()):
         mine = defined[defined.model == m]
         if len(mine):
             overlay = defined[defined.model == base] if base and base != m else None
-            figure = plots.forest_figure(mine, m, baseline=overlay, xlims=limits)
+            figure = plots.forest_figure(
+                mine, m, baseline=overlay, xlims=limits, metrics_shown=shown
+            )
             out["forest"][m] = plots.to_data_uri(figure)
         roc = ev.roc[ev.roc.model == m]
         if len(roc):
@@ -147,6 +160,7 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
     # With runs, the scorecard compares models over their runs: its baseline is a model too.
     compared = context["recipe_comparisons"] or comparisons
     baselines = {r["baseline"] for r in compared}
+    specs = [get_metric(name) for name in context["settings"].get("metrics", ["wll", "auc"])]
     where = {"validation": "segment_bias_validation", "test": "segment_bias_test"}
     flags = {r["model"]: [w for w, key in where.items() if r[key]] for r in context["scorecard"]}
     return (
@@ -161,6 +175,9 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
             one_baseline=next(iter(baselines)) if len(baselines) == 1 else None,
             baseline_models={*context["baselines"].values(), *baselines},
             bias_flags=flags,
+            metric_specs=specs,
+            headline_specs=[spec for spec in specs if spec.headline],
+            metric_labels={spec.name: spec.label for spec in specs},
             hints=hints(context),
             min_positives=MIN_POSITIVES,
         )
@@ -191,6 +208,7 @@ def write_report(evaluation: Evaluation, out: str | Path) -> list[Path]:
         "data": evaluation.data,
         "metrics": evaluation.metrics,
         "comparisons": evaluation.comparisons,
+        "deltas": evaluation.deltas,
         "op_points": evaluation.op_points,
         "op_spread": evaluation.op_spread,
         "diagnostics": evaluation.diagnostics,

@@ -12,70 +12,18 @@ and the result equals :func:`segeval.bootstrap_delta_auc` exactly.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from segeval._kernels import AUCKernel
-from segeval.resampling import (
-    BootstrapOptions,
-    Resample,
-    Resampler,
-    Statistic,
-    bootstrap_distribution,
-    summarize,
-)
-from segeval.significance import p_value_from_bootstrap, p_value_from_ci, verdict
-from segeval.validation import (
-    InputError,
-    SeedLike,
-    as_seed_sequence,
-    check_labels,
-    check_level,
-    check_positive_int,
-    check_scores,
-    one_class_reason,
-    warn_undefined,
-)
+from segeval.engine import PartResult, Recipes, RunsDeltaAUCResult, evaluate_part
+from segeval.registry import AUC
+from segeval.resampling import BootstrapOptions, Resample, Resampler
+from segeval.validation import InputError, SeedLike, check_labels, check_scores
 
-# Child key of the run draws: far above any resample index (image draws use keys 0 … n_boot−1).
-RUNS_SPAWN_KEY = 2**31
-
-
-@dataclass(frozen=True)
-class RunsDeltaAUCResult:
-    """ΔAUC = mean AUC of b's runs − mean AUC of a's runs, with a CI over images and seeds.
-
-    ``ci_low``/``ci_high`` come from the two-level bootstrap; ``images_ci_low``/``images_ci_high``
-    from the images alone (the run means held fixed), to show how much the seeds add.
-    ``runs_auc_a``/``runs_auc_b`` are each run's AUC on all images.
-    """
-
-    delta: float
-    ci_low: float
-    ci_high: float
-    se: float
-    p_value: float
-    p_value_bootstrap: float
-    verdict: str
-    images_ci_low: float
-    images_ci_high: float
-    runs_auc_a: tuple[float, ...]
-    runs_auc_b: tuple[float, ...]
-    n_boot_used: int
-    n_boot_undefined: int
-    ci: float
-
-    def __repr__(self) -> str:
-        return (
-            f"RunsDeltaAUCResult(delta={self.delta:.4f}, ci=[{self.ci_low:.4f}, "
-            f"{self.ci_high:.4f}], p_value={self.p_value:.3g}, verdict={self.verdict!r}, "
-            f"runs={len(self.runs_auc_a)} vs {len(self.runs_auc_b)})"
-        )
+__all__ = ["RECIPE_COLUMNS", "RunsDeltaAUCResult", "bootstrap_delta_auc_runs", "recipe_rows"]
 
 
 def _check_runs(name: str, scores: ArrayLike, n: int) -> NDArray[np.float64]:
@@ -140,61 +88,23 @@ def bootstrap_delta_auc_runs(
     y = check_labels(y_true)
     sa = _check_runs("scores_a", scores_a, y.size)
     sb = _check_runs("scores_b", scores_b, y.size)
-    ci = check_level(ci)
-    n_boot = check_positive_int(n_boot, "n_boot")
-    resampler = Resampler(y, resample=resample, clusters=clusters)
-    ra, rb = sa.shape[0], sb.shape[0]
-    reason = one_class_reason(y, "ROC AUC")
-    if reason:
-        nan = warn_undefined(reason)
-        return RunsDeltaAUCResult(
-            nan, nan, nan, nan, nan, nan, verdict(nan, nan, nan), nan, nan,
-            (nan,) * ra, (nan,) * rb, 0, 0, ci,
-        )  # fmt: skip
-    ss = as_seed_sequence(seed)
-    # Beside the image resamples' children 0 … n_boot−1, never among them; derived from the
-    # seed's fixed identity, so the same seed object gives the same run draws every time.
-    run_ss = np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, RUNS_SPAWN_KEY))
-    # Every run's AUC is a named statistic of the same image resamples (as in the engine).
-    kernels: dict[Hashable, Statistic] = {
-        ("auc", m, r): AUCKernel(y, s)
-        for m, runs in (("a", sa), ("b", sb))
-        for r, s in enumerate(runs)
-    }
-    draws = bootstrap_distribution(kernels, resampler, n_boot=n_boot, seed=ss, n_jobs=n_jobs)
-    aucs_a = np.array([draws.estimate(("auc", "a", r))[0] for r in range(ra)])
-    aucs_b = np.array([draws.estimate(("auc", "b", r))[0] for r in range(rb)])
-    auc_a = np.column_stack([draws.of(("auc", "a", r))[:, 0] for r in range(ra)])
-    auc_b = np.column_stack([draws.of(("auc", "b", r))[:, 0] for r in range(rb)])
-    estimate = float(aucs_b.mean() - aucs_a.mean())
-    images_only = auc_b.mean(axis=1) - auc_a.mean(axis=1)
-    if ra == 1 and rb == 1:
-        two_level = images_only
-    else:
-        rng = np.random.default_rng(run_ss)
-        pick_a = rng.integers(0, ra, (n_boot, ra))
-        pick_b = rng.integers(0, rb, (n_boot, rb))
-        rows = np.arange(n_boot)[:, np.newaxis]
-        two_level = auc_b[rows, pick_b].mean(axis=1) - auc_a[rows, pick_a].mean(axis=1)
-    delta = summarize(estimate, two_level, ci, what="ΔAUC")
-    images = summarize(estimate, images_only, ci, what="ΔAUC")
-    p = p_value_from_ci(delta.estimate, delta.ci_low, delta.ci_high, level=ci)
-    return RunsDeltaAUCResult(
-        delta=delta.estimate,
-        ci_low=delta.ci_low,
-        ci_high=delta.ci_high,
-        se=delta.se,
-        p_value=p,
-        p_value_bootstrap=p_value_from_bootstrap(delta.estimate, delta.se),
-        verdict=verdict(delta.ci_low, delta.ci_high, p, alpha=alpha),
-        images_ci_low=images.ci_low,
-        images_ci_high=images.ci_high,
-        runs_auc_a=tuple(float(v) for v in aucs_a),
-        runs_auc_b=tuple(float(v) for v in aucs_b),
-        n_boot_used=delta.n_boot_used,
-        n_boot_undefined=delta.n_boot_undefined,
-        ci=ci,
+    options = BootstrapOptions.make(
+        n_boot=n_boot, ci=ci, resample=resample, seed=seed, n_jobs=n_jobs, alpha=alpha
     )
+    Resampler(y, resample=resample, clusters=clusters)  # validates the clusters up front
+    # Every run is a model of the part; its AUC draws are shared with the other runs.
+    runs = {"a": [f"a{r}" for r in range(len(sa))], "b": [f"b{r}" for r in range(len(sb))]}
+    scores = dict(zip([*runs["a"], *runs["b"]], [*sa, *sb], strict=True))
+    part = evaluate_part(
+        y,
+        scores,
+        options=options,
+        metrics=(AUC,),
+        recipes=Recipes(runs, baseline="a"),
+        clusters=None if clusters is None else np.asarray(clusters),
+        name=None,
+    )
+    return part.runs["b"]
 
 
 RECIPE_COLUMNS = [
@@ -216,51 +126,23 @@ RECIPE_COLUMNS = [
 ]
 
 
-def compare_recipes(
-    y: NDArray[np.int8],
-    scores: Mapping[str, NDArray[np.float64]],
-    recipes: Mapping[str, Sequence[tuple[str, str]]],
-    baselines: Mapping[str, str],
-    parts: Sequence[tuple[str, NDArray[np.intp]]],
-    *,
-    options: BootstrapOptions,
-    clusters: NDArray[Any] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every recipe against the baseline's recipe, on each part, over images and seeds.
-
-    ``scores`` maps each evaluated model (one run) to its scores; ``recipes`` maps a recipe to
-    its (run, model) pairs; ``baselines`` maps a part's name to the baseline *recipe* there;
-    ``parts`` are (name, row indices). Returns the comparisons (columns :data:`RECIPE_COLUMNS`)
-    and each run's ΔAUC against the mean AUC of the baseline's runs.
-    """
+def recipe_rows(
+    part: PartResult, recipes: Recipes, names: Mapping[str, Sequence[str]]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Rows of the recipe comparisons of one part (columns :data:`RECIPE_COLUMNS`) and each
+    run's ΔAUC against the mean AUC of the baseline's runs (model, run, segment, auc,
+    delta_auc); ``names`` maps a recipe to its runs' names."""
     rows, per_run = [], []
-    for part, idx in parts:
-        base = baselines.get(part)
-        if base is None:
-            continue
-        base_scores = np.stack([scores[m][idx] for _, m in recipes[base]])
-        for recipe, runs in recipes.items():
-            if recipe == base:
-                continue
-            r = bootstrap_delta_auc_runs(
-                y[idx],
-                base_scores,
-                np.stack([scores[m][idx] for _, m in runs]),
-                clusters=None if clusters is None else clusters[idx],
-                alpha=options.alpha,
-                **options.keywords(),
-            )
-            base_mean = float(np.mean(r.runs_auc_a))
-            rows.append(
-                (recipe, base, part, len(runs), len(recipes[base]), base_mean,
-                 float(np.mean(r.runs_auc_b)), r.delta, r.ci_low, r.ci_high, r.images_ci_low,
-                 r.images_ci_high, r.p_value, r.p_value_bootstrap, r.verdict)
-            )  # fmt: skip
-            per_run += [
-                (recipe, run, part, auc, auc - base_mean)
-                for (run, _), auc in zip(runs, r.runs_auc_b, strict=True)
-            ]
-    return (
-        pd.DataFrame(rows, columns=RECIPE_COLUMNS),
-        pd.DataFrame(per_run, columns=["model", "run", "segment", "auc", "delta_auc"]),
-    )
+    base = recipes.baseline
+    for recipe, r in part.runs.items():
+        base_mean = float(np.mean(r.runs_auc_a))
+        rows.append(
+            (recipe, base, part.name, len(recipes.runs[recipe]), len(recipes.runs[base]),
+             base_mean, float(np.mean(r.runs_auc_b)), r.delta, r.ci_low, r.ci_high,
+             r.images_ci_low, r.images_ci_high, r.p_value, r.p_value_bootstrap, r.verdict)
+        )  # fmt: skip
+        per_run += [
+            (recipe, run, part.name, auc, auc - base_mean)
+            for run, auc in zip(names[recipe], r.runs_auc_b, strict=True)
+        ]
+    return rows, per_run

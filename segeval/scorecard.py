@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segeval.registry import MetricSpec
 from segeval.segments import GLOBAL
 
 SCORECARD_COLUMNS = [
@@ -40,6 +41,20 @@ SCORECARD_COLUMNS = [
 ]
 
 
+def headline_columns(specs: Sequence[MetricSpec]) -> list[str]:
+    """The scorecard's columns of the headline metrics (operating points): the global value and
+    CI, and the paired difference against the baseline with its CI and verdict."""
+    return [
+        f"{prefix}{spec.name}{suffix}"
+        for spec in specs
+        if spec.headline
+        for prefix, suffix in (
+            ("", ""), ("", "_ci_low"), ("", "_ci_high"),
+            ("delta_", ""), ("delta_", "_ci_low"), ("delta_", "_ci_high"), ("verdict_", ""),
+        )
+    ]  # fmt: skip
+
+
 def scorecard(
     models: tuple[str, ...],
     metrics: pd.DataFrame,
@@ -47,8 +62,12 @@ def scorecard(
     diagnostics: pd.DataFrame,
     op_spread: pd.DataFrame,
     leakage_summary: pd.DataFrame,
+    *,
+    deltas: pd.DataFrame | None = None,
+    specs: Sequence[MetricSpec] = (),
 ) -> pd.DataFrame:
-    """One row per model, in the columns of ``SCORECARD_COLUMNS``.
+    """One row per model, in the columns of ``SCORECARD_COLUMNS`` (then those of the headline
+    metrics evaluated, :func:`headline_columns`).
 
     - ``auc*``: global AUC and CI; ``delta_*``, ``p_holm``, ``verdict_holm``: the global
       comparison with the baseline (NaN/empty for the baseline itself, or without one);
@@ -63,14 +82,43 @@ def scorecard(
       ``|AUC − 0.5|`` of ``leakage_segment``, the segment the score tells apart most (NaN
       without segments);
     - ``op_spread_max``: the largest OP spread over the thresholds (NaN when undefined), at
-      ``op_spread_threshold``.
+      ``op_spread_threshold``;
+    - for each headline metric ``m`` (sensitivity at a fixed specificity, PPV…): ``m`` and its
+      CI on the whole set, ``delta_m`` against the baseline with its CI, and ``verdict_m`` (the
+      paper's rule, uncorrected).
     """
     rows = [
-        _row(m, metrics, comparisons, diagnostics, op_spread) | _leakage(m, leakage_summary)
+        _row(m, metrics, comparisons, diagnostics, op_spread)
+        | _leakage(m, leakage_summary)
+        | _headline(m, metrics, deltas, specs)
         for m in models
     ]
     # object columns keep the counts integers beside the NaN of the baseline's row
-    return pd.DataFrame(rows, columns=SCORECARD_COLUMNS, dtype=object)
+    return pd.DataFrame(rows, columns=[*SCORECARD_COLUMNS, *headline_columns(specs)], dtype=object)
+
+
+def _headline(
+    model: str, metrics: pd.DataFrame, deltas: pd.DataFrame | None, specs: Sequence[MetricSpec]
+) -> dict[str, Any]:
+    whole = metrics[(metrics.model == model) & (metrics.segment == GLOBAL)].iloc[0]
+    row: dict[str, Any] = {}
+    for spec in (s for s in specs if s.headline):
+        m = spec.name
+        row |= {
+            m: whole[m],
+            f"{m}_ci_low": whole[f"{m}_ci_low"],
+            f"{m}_ci_high": whole[f"{m}_ci_high"],
+        }
+        if deltas is not None and len(deltas):
+            d = deltas[(deltas.model == model) & (deltas.segment == GLOBAL) & (deltas.metric == m)]
+            if len(d):
+                row |= {
+                    f"delta_{m}": d.delta.iloc[0],
+                    f"delta_{m}_ci_low": d.delta_ci_low.iloc[0],
+                    f"delta_{m}_ci_high": d.delta_ci_high.iloc[0],
+                    f"verdict_{m}": d.verdict.iloc[0],
+                }
+    return row
 
 
 def _row(

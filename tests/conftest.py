@@ -21,3 +21,12 @@ def random_problem(
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+def run_inputs(paths: list) -> dict:
+    """The keyword arguments of ``segeval.evaluate`` for training run folders, read as the CLI
+    reads them (:func:`segeval.io.read_runs`)."""
+    from segeval.io import read_runs
+
+    runs = read_runs(paths)
+    return {"training": runs.training, "validation_predictions": runs.validation}

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_inputs
 
 import segeval as se
 from segeval.evaluation import evaluate
@@ -143,17 +144,17 @@ def test_training_runs_are_read(tmp_path, preds):
         '{"step": 1, "segment": "__global__", "wll": 0.7, "auc": 0.6}\n'
         '{"step": 2, "segment": "__global__", "wll": 0.6, "auc": 0.7}\n'
     )
-    ev = evaluate(preds, segment_by=None, runs=[run], n_boot=5)
+    ev = evaluate(preds, segment_by=None, **run_inputs([run]), n_boot=5)
     assert ev.training.run.tolist() == ["runA", "runA"] and ev.training.auc.tolist() == [0.6, 0.7]
     (run / "metrics.jsonl").write_text(
         '{"step": 1, "segment": "__global__", "wll": 0.7}\nnot json\n'
     )
     with pytest.raises(InputError, match=r"Line 1 of .* lacks the field\(s\) auc"):
-        evaluate(preds, segment_by=None, runs=[run], n_boot=5)
+        evaluate(preds, segment_by=None, **run_inputs([run]), n_boot=5)
     with pytest.raises(InputError, match=r"has no metrics\.jsonl"):
-        evaluate(preds, segment_by=None, runs=[tmp_path], n_boot=5)
+        evaluate(preds, segment_by=None, **run_inputs([tmp_path]), n_boot=5)
     with pytest.raises(InputError, match=r"The run directory '.*nope' does not exist"):
-        evaluate(preds, segment_by=None, runs=[tmp_path / "nope"], n_boot=5)
+        evaluate(preds, segment_by=None, **run_inputs([tmp_path / "nope"]), n_boot=5)
 
 
 def test_validation_curves_are_diagnosed_too(tmp_path, preds):
@@ -165,7 +166,7 @@ def test_validation_curves_are_diagnosed_too(tmp_path, preds):
         for seg, w, a in (("__global__", 0.4, 0.9), ("(S1, Ma)", 0.6, 0.7), ("(S2, Ma)", 0.5, 0.8))
     ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    ev = evaluate(preds, segment_by="source", runs=[run], n_boot=5)
+    ev = evaluate(preds, segment_by="source", **run_inputs([run]), n_boot=5)
     row = ev.diagnostics[ev.diagnostics.on == "validation, last step"].iloc[0]
     assert row.model == "shortcut" and row.suspicious
     assert row.message.startswith("Validation: shortcut: global AUC 0.900 is above every local")

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_inputs
 from sklearn.metrics import roc_auc_score
 
 import segeval as se
@@ -162,7 +163,11 @@ def test_evaluate_measures_a_runs_leakage_on_its_validation_set(tmp_path):
             frame.to_parquet(run / "preds" / "val.parquet")
         runs.append(run)
     ev = se.evaluate(
-        p, segment_by="source,manufacturer", baseline="single_segment", n_boot=40, runs=runs
+        p,
+        segment_by="source,manufacturer",
+        baseline="single_segment",
+        n_boot=40,
+        **run_inputs(runs),
     )
     on_val = ev.leakage[ev.leakage.on == "validation"]
     assert set(on_val.model) == {"leaky"}
@@ -193,5 +198,5 @@ def test_a_validation_file_without_the_segment_columns_warns_and_adds_nothing(tm
         run / "preds" / "val.parquet"
     )
     with pytest.warns(UserWarning, match="lacks the segment column"):
-        ev = se.evaluate(p, segment_by="source,manufacturer", n_boot=20, runs=[run])
+        ev = se.evaluate(p, segment_by="source,manufacturer", n_boot=20, **run_inputs([run]))
     assert set(ev.leakage.on) == {"evaluated set"}

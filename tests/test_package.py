@@ -92,12 +92,27 @@ def test_only_the_cli_may_choose_a_matplotlib_backend():
             assert "matplotlib.use(" not in path.read_text(), path.name
 
 
-def test_the_engine_is_the_only_caller_of_the_bootstrap_machinery():
-    # The views (bootstrap, table, synchronization) and the report go through the engine.
-    for name in ("bootstrap", "table", "synchronization", "frames", "evaluation"):
-        calls = {
-            node.func.id
-            for node in ast.walk(ast.parse((ROOT / "segeval" / f"{name}.py").read_text()))
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-        }
-        assert "bootstrap_distribution" not in calls, name
+DRAWING = {"bootstrap_distribution", "child_seeds", "draw", "local_draw", "counts_matrix"}
+
+
+def names_used(path: Path) -> set[str]:
+    """Every name and attribute a module refers to."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Name):
+            out.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            out.add(node.attr)
+        elif isinstance(node, ast.alias):
+            out.add(node.name)
+    return out
+
+
+def test_only_the_engine_draws_resamples():
+    # Every view (bootstrap, table, synchronization, leakage, runs, evaluation, report…) goes
+    # through engine.evaluate_part; the machinery lives in resampling.py.
+    for path in (ROOT / "segeval").glob("*.py"):
+        if path.name in ("engine.py", "resampling.py"):
+            continue
+        assert not names_used(path) & DRAWING, f"{path.name} draws resamples itself"
+    assert names_used(ROOT / "segeval" / "engine.py") & DRAWING  # the test sees the engine's

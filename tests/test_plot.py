@@ -36,7 +36,7 @@ def test_each_plot_draws_on_the_given_axes(evaluation, draw):
 def test_plots_accept_the_frame_and_make_axes_when_none(evaluation):
     metrics = evaluation.metrics[evaluation.metrics.model == "periodic"]
     ax = se.plot.forest(metrics, metric="wll")
-    assert ax.has_data() and ax.get_xlabel() == "WLL / image"
+    assert ax.has_data() and ax.get_xlabel() == "Weighted log loss"
     plt.close(ax.figure)
 
 

@@ -221,6 +221,10 @@ def test_per_segment_baseline_and_runs(tmp_path, preds_file, capsys):
     assert data["baselines"]["S2"] == "periodic" and data["baselines"]["S1"] == "single_segment"
     assert data["training"][0]["run"] == "run1"
     assert 'id="training"' in out.read_text()
+    # The CLI reads the run folders and records what it read (evaluate() takes frames).
+    (record,) = [f for f in data["provenance"]["inputs"] if f["role"] == "training run"]
+    assert record["rows"] == 1 and len(record["sha256"]) == 64
+    assert record["sha256"] in out.read_text()
     code, _, err = run(capsys, "report", "--preds", preds_file, "--baseline", "=x", "--out", out)
     assert code == 2 and "--baseline must be MODEL or SEGMENT=MODEL; got '=x'." in err
 
