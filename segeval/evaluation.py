@@ -21,12 +21,13 @@ import pandas as pd
 from segeval import frames
 from segeval.audit import audit_data
 from segeval.io import (
-    RECIPE,
+    check_cluster_column,
     check_columns,
     check_predictions,
     file_record,
     read_metrics_log,
     read_table,
+    runs_as_models,
     to_jsonable,
 )
 from segeval.leakage import leakage_frames, leakage_over_runs
@@ -273,16 +274,16 @@ def evaluate(
     columns = _check_segment_by(preds, segment_by)
     t = _check_thresholds(thresholds)
     if cluster:
-        check_columns(preds, [cluster], "cluster")
+        check_cluster_column(preds, cluster)
         resample = "cluster"
     elif resample == "cluster":
         raise InputError('resample="cluster" needs cluster=, the column to resample whole.')
     options = BootstrapOptions.make(
         n_boot=n_boot, ci=ci, resample=resample, seed=seed, n_jobs=n_jobs
     )
+    preds, recipes = runs_as_models(preds)
     models, reference, y, scores = _aligned(preds, columns)
     segments = segment_keys(reference, segment_by) if columns and segment_by else None
-    recipes = _recipes(preds)
     first_run = {recipe: runs[0][1] for recipe, runs in recipes.items()}
     default, per_segment = frames.parse_baseline(baseline)
     baselines = frames.baselines(models, segments, default, per_segment, first_run)
@@ -369,7 +370,11 @@ def evaluate(
         training=training,
         leakage=leakage[0],
         leakage_summary=leakage[1],
-        leakage_runs=leakage_over_runs(leakage[1], recipes) if several else pd.DataFrame(),
+        leakage_runs=(
+            leakage_over_runs(leakage[1], recipes)
+            if several and len(leakage[1])
+            else pd.DataFrame()
+        ),
         recipe_comparisons=recipe_comparisons,
         run_deltas=across[1],
         scorecard=card,
@@ -436,18 +441,6 @@ def _run_count_warning(recipes: dict[str, list[tuple[str, str]]]) -> list[str]:
         f"The models come with different numbers of runs ({listed}): check that no run is "
         "missing; the comparisons across seeds use the runs given."
     ]
-
-
-def _recipes(preds: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
-    """Each model's runs as (run, evaluated model name); one run named after the model when the
-    predictions have no ``run`` column."""
-    if RECIPE not in preds.columns:
-        return {m: [("", m)] for m in sorted(preds["model"].unique())}
-    pairs = preds[[RECIPE, "run", "model"]].drop_duplicates().sort_values([RECIPE, "run"])
-    out: dict[str, list[tuple[str, str]]] = {}
-    for recipe, run, model in pairs.itertuples(index=False):
-        out.setdefault(str(recipe), []).append((str(run), str(model)))
-    return out
 
 
 def _provenance(rows: int, runs: Sequence[str | Path]) -> dict[str, Any]:
