@@ -127,8 +127,8 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args()
     report = json.loads((args.folder / "report.json").read_text())
+    # model: the model each run belongs to (runs stay in the run column)
     preds = se.io.read_predictions(sorted((args.folder / "preds").glob("*.parquet")))
-    preds = preds.assign(model=preds[se.io.RECIPE])  # the model each run belongs to
     against_baseline(report)
     print()
     periodic_against_others(preds, args.n_boot)

@@ -21,7 +21,13 @@ import pandas as pd
 from segeval import frames
 from segeval.audit import audit_data
 from segeval.engine import PartResult, Recipes, evaluate_part
-from segeval.io import RECIPE, check_columns, check_predictions, to_jsonable
+from segeval.io import (
+    check_cluster_column,
+    check_columns,
+    check_predictions,
+    runs_as_models,
+    to_jsonable,
+)
 from segeval.leakage import leakage_frames, leakage_over_runs
 from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
 from segeval.registry import AUC, MetricSpec, resolve_metrics
@@ -349,7 +355,7 @@ def _options(
     seed: SeedLike,
     n_jobs: int | None,
     cluster: str | None,
-) -> BootstrapOptions:  # fmt: skip
+) -> BootstrapOptions:
     if cluster:
         resample = "cluster"
     elif resample == "cluster":
@@ -377,10 +383,10 @@ def _check_inputs(
     if AUC not in specs:  # the comparisons, the scorecard and the figures rest on it
         specs = (*specs, AUC)
     if cluster:
-        check_columns(preds, [cluster], "cluster")
+        check_cluster_column(preds, cluster)
+    preds, recipes = runs_as_models(preds)
     models, reference, y, scores = _aligned(preds, columns)
     segments = segment_keys(reference, segment_by) if columns and segment_by else None
-    recipes = _recipes(preds)
     first_run = {recipe: runs[0][1] for recipe, runs in recipes.items()}
     default, per_segment = frames.parse_baseline(baseline)
     return _Plan(
@@ -531,7 +537,11 @@ def _assemble(plan: _Plan, stats: _Parts, *, seed: SeedLike) -> Evaluation:
         training=plan.training,
         leakage=leakage[0],
         leakage_summary=leakage[1],
-        leakage_runs=leakage_over_runs(leakage[1], plan.recipes) if several else pd.DataFrame(),
+        leakage_runs=(
+            leakage_over_runs(leakage[1], plan.recipes)
+            if several and len(leakage[1])
+            else pd.DataFrame()
+        ),
         recipe_comparisons=recipe_comparisons,
         run_deltas=pd.DataFrame(per_run, columns=["model", "run", "segment", "auc", "delta_auc"])
         if several
@@ -622,18 +632,6 @@ def _run_count_warning(recipes: dict[str, list[tuple[str, str]]]) -> list[str]:
         f"The models come with different numbers of runs ({listed}): check that no run is "
         "missing; the comparisons across seeds use the runs given."
     ]
-
-
-def _recipes(preds: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
-    """Each model's runs as (run, evaluated model name); one run named after the model when the
-    predictions have no ``run`` column."""
-    if RECIPE not in preds.columns:
-        return {m: [("", m)] for m in sorted(preds["model"].unique())}
-    pairs = preds[[RECIPE, "run", "model"]].drop_duplicates().sort_values([RECIPE, "run"])
-    out: dict[str, list[tuple[str, str]]] = {}
-    for recipe, run, model in pairs.itertuples(index=False):
-        out.setdefault(str(recipe), []).append((str(run), str(model)))
-    return out
 
 
 def _provenance(rows: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ model's operating-point spread); these functions only turn its results into rows
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -82,8 +82,24 @@ def parse_baseline(baseline: BaselineLike) -> tuple[str | None, dict[str, str]]:
     if baseline is None:
         return None, {}
     if isinstance(baseline, Mapping):
-        return None, {str(k): str(v) for k, v in baseline.items()}
-    values = [baseline] if isinstance(baseline, str) else list(baseline)
+        for key, value in baseline.items():
+            _check_baseline_name(key, "each segment of the baseline mapping")
+            _check_baseline_name(value, f"the baseline of segment {key!r}")
+        return None, dict(baseline)
+    if isinstance(baseline, str):
+        values = [baseline]
+    elif isinstance(baseline, (Sequence, np.ndarray, pd.Series)) and not isinstance(
+        cast(Any, baseline), (bytes, bytearray)
+    ):
+        values = list(baseline)
+        for value in values:
+            _check_baseline_name(value, "each baseline in the list")
+    else:
+        raise InputError(
+            f"baseline must be a model name, 'SEGMENT=MODEL', a list of those or a mapping "
+            f"segment -> model; got {baseline!r} ({type(baseline).__name__}): give the model's "
+            f"name as text, e.g. {str(baseline)!r}."
+        )
     default, per_segment = None, {}
     for value in values:
         segment, sep, model = str(value).rpartition("=")
@@ -96,6 +112,16 @@ def parse_baseline(baseline: BaselineLike) -> tuple[str | None, dict[str, str]]:
         else:
             per_segment[segment] = model
     return default, per_segment
+
+
+def _check_baseline_name(value: Any, what: str) -> None:
+    """Model and segment names are text, as the predictions hold them."""
+    if not isinstance(value, str):
+        raise InputError(
+            f"{what[0].upper()}{what[1:]} must be text; got {value!r} "
+            f"({type(value).__name__}): give the name as the predictions hold it, e.g. "
+            f"{str(value)!r}."
+        )
 
 
 def baselines(

@@ -75,9 +75,12 @@ def check_predictions(
 
     Accepts a pandas DataFrame or any frame with ``to_pandas()`` (polars). Checks: the columns
     ``image_id, label, score`` (``model`` defaults to one model named ``"model"``), labels in
-    {0, 1}, finite scores in [0, 1], no missing image_id, no repeated (image_id, model), and every
-    model scored on the same images (paired comparisons align rows on ``image_id``). An optional
-    ``run`` column holds several training runs of a model: see :func:`_runs_as_models`.
+    {0, 1}, finite numeric scores in [0, 1], ids of one type (:func:`check_id_column`) and no
+    missing image_id, no repeated (image_id, model[, run]), and every model (every run) scored
+    on the same images (paired comparisons align rows on ``image_id``). The result holds the
+    user's columns and no other: ``image_id``, ``model`` and ``run`` as text, ``label`` int8,
+    ``score`` float64. An optional ``run`` column holds several training runs of a model; see
+    :func:`runs_as_models` for how they are evaluated.
     """
     if hasattr(predictions, "to_pandas") and not isinstance(predictions, pd.DataFrame):
         predictions = pd.DataFrame(predictions.to_pandas())
@@ -92,15 +95,21 @@ def check_predictions(
         _check_column_values(predictions, name)
     preds: pd.DataFrame = predictions.copy()
     _check_no_missing(preds, "image_id", name, "every row needs an image_id")
-    preds["image_id"] = preds["image_id"].astype(str)
-    preds["model"] = preds["model"].astype(str)
-    preds["label"] = preds["label"].astype(np.int8)
-    preds["score"] = preds["score"].astype(np.float64)
-    if "run" in preds.columns and RECIPE not in preds.columns:  # not expanded yet
-        preds = _runs_as_models(preds, name)
-    dup = preds.duplicated(["image_id", "model"])
+    _check_no_missing(preds, "model", name, "every row needs a model name")
+    if "run" in preds.columns:
+        _check_no_missing(preds, "run", name, "give every row its run, or drop the column")
+    for column in ("image_id", "model", "run"):
+        if column in preds.columns:
+            check_id_column(preds[column], column, name)
+            preds[column] = preds[column].astype(str)
+    if "patient_id" in preds.columns:  # the data table counts patients
+        check_id_column(preds["patient_id"], "patient_id", name)
+    preds["label"] = pd.to_numeric(preds["label"]).astype(np.int8)
+    preds["score"] = pd.to_numeric(preds["score"]).astype(np.float64)
+    evaluated, _ = runs_as_models(preds)
+    dup = evaluated.duplicated(["image_id", "model"])
     if dup.any():
-        first = preds.loc[dup].iloc[0]
+        first = evaluated.loc[dup].iloc[0]
         key, per = (
             ("(image_id, model, run)", "run") if "run" in preds else ("(image_id, model)", "model")
         )
@@ -113,8 +122,51 @@ def check_predictions(
             f"{int(dup.sum())} duplicate {key} row(s), first image_id {first.image_id!r} for "
             f"model {first.model!r}; each image is scored once per {per}{hint}."
         )
-    _check_same_images(preds)
+    _check_same_images(evaluated)
     return preds
+
+
+def check_cluster_column(preds: pd.DataFrame, cluster: str, name: str = "predictions") -> None:
+    """The ``cluster`` column exists, and names every row's cluster with ids of one type."""
+    check_columns(preds, [cluster], "cluster")
+    _check_no_missing(preds, cluster, name, f"every row needs its {cluster} to resample it whole")
+    check_id_column(preds[cluster], cluster, name)
+
+
+# The types an id (image_id, model, run, a cluster column) may have, by the name messages use.
+_ID_KINDS: tuple[tuple[tuple[type, ...], str], ...] = (
+    ((bool, np.bool_), "booleans"),
+    ((int, np.integer), "integers"),
+    ((float, np.floating), "floats"),
+    ((str,), "strings"),
+)
+
+
+def check_id_column(column: pd.Series, what: str, name: str) -> None:
+    """Raise InputError unless the ids in ``column`` are scalars of one kind.
+
+    Ids are compared as text, so integers beside strings (``1`` and ``"1"``) would silently
+    merge, and lists or other objects would be named by their repr: both are refused.
+    """
+    values = column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else column
+    if not pd.api.types.is_object_dtype(values.dtype):
+        return  # a typed column holds one kind of value
+    kinds: dict[str, Any] = {}
+    for value in values.dropna():
+        kind = next((k for types, k in _ID_KINDS if isinstance(value, types)), None)
+        if kind is None:
+            raise InputError(
+                f"Column {what!r} of {name!r} holds {type(value).__name__} values such as "
+                f"{value!r:.40}; "
+                f"each {what} must be one string or number, e.g. 's0' or 0."
+            )
+        kinds.setdefault(kind, value)
+        if len(kinds) > 1:
+            (k1, v1), (k2, v2) = kinds.items()
+            raise InputError(
+                f"Column {what!r} of {name!r} mixes {k1} and {k2} (e.g. {v1!r} and {v2!r}), "
+                f"which are ambiguous as ids; give every {what} the same type, e.g. all strings."
+            )
 
 
 def check_required_columns(df: pd.DataFrame, columns: Sequence[str], name: str, what: str) -> None:
@@ -131,14 +183,28 @@ def check_required_columns(df: pd.DataFrame, columns: Sequence[str], name: str, 
 
 def check_label_column(df: pd.DataFrame, name: str) -> None:
     """Raise InputError unless column ``label`` holds only 0 and 1."""
-    label = pd.to_numeric(df["label"], errors="coerce")
+    try:
+        label = pd.to_numeric(df["label"], errors="coerce")
+    except TypeError:  # objects no number parses from, e.g. lists
+        numbers = [v if isinstance(v, (int, float, np.number)) else np.nan for v in df["label"]]
+        label = pd.Series(numbers, index=df.index, dtype=object)
     bad = ~label.isin([0, 1])
     if bad.any():
-        values = describe_values(list(pd.unique(df.loc[bad, "label"])))
+        values = describe_values(_distinct(df.loc[bad, "label"]))
         raise InputError(
             f"Column 'label' of {name!r} must contain only 0 and 1; got {values} "
             f"in {int(bad.sum())} row(s)."
         )
+
+
+def _distinct(values: pd.Series, limit: int = 6) -> list[Any]:
+    """The first few distinct values, unhashable ones (lists) included."""
+    seen: dict[str, Any] = {}
+    for value in values:
+        seen.setdefault(repr(value), value)
+        if len(seen) == limit:
+            break
+    return list(seen.values())
 
 
 def check_unique_images(df: pd.DataFrame, name: str) -> None:
@@ -155,6 +221,7 @@ def check_unique_images(df: pd.DataFrame, name: str) -> None:
 
 def _check_column_values(df: pd.DataFrame, name: str) -> None:
     check_label_column(df, name)
+    _check_score_type(df["score"], name)
     score = pd.to_numeric(df["score"], errors="coerce")
     not_finite = ~np.isfinite(score.to_numpy(dtype=float, na_value=np.nan))
     if not_finite.any():
@@ -172,8 +239,30 @@ def _check_column_values(df: pd.DataFrame, name: str) -> None:
         )
 
 
-# The model a run belongs to, once runs are evaluated as models (a name no user column takes).
-RECIPE = "__recipe__"
+def _check_score_type(score: pd.Series, name: str) -> None:
+    """Scores are numbers: text that looks like one, booleans and other objects are refused."""
+    if pd.api.types.is_bool_dtype(score.dtype):
+        raise InputError(
+            f"Column 'score' of {name!r} holds booleans; scores must be probabilities in "
+            f"[0, 1] (convert with .astype(float) if True means 1)."
+        )
+    if pd.api.types.is_numeric_dtype(score.dtype):
+        return
+    for value in score.dropna():
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)
+        ):
+            raise InputError(
+                f"Column 'score' of {name!r} holds {type(value).__name__} values such as "
+                f"{value!r:.40}; "
+                f"scores must be numbers (probabilities in [0, 1]), e.g. convert with "
+                f"pd.to_numeric."
+            )
+    if not pd.api.types.is_object_dtype(score.dtype):
+        raise InputError(
+            f"Column 'score' of {name!r} has dtype {score.dtype}; scores must be numbers "
+            f"(probabilities in [0, 1]), e.g. convert with .astype(float)."
+        )
 
 
 def run_model_name(model: str, run: str) -> str:
@@ -181,21 +270,35 @@ def run_model_name(model: str, run: str) -> str:
     return f"{model} [run {run}]"
 
 
-def _runs_as_models(preds: pd.DataFrame, name: str) -> pd.DataFrame:
+Recipes = dict[str, list[tuple[str, str]]]
+
+
+def runs_as_models(preds: pd.DataFrame) -> tuple[pd.DataFrame, Recipes]:
     """Several training runs (seeds) of one model: each run is evaluated as a model of its own.
 
-    The ``run`` column becomes text; column ``RECIPE`` keeps the model's name (what the runs
-    share) and ``model`` becomes ``"model [run r]"`` for models with more than one run.
+    ``preds`` is checked (:func:`check_predictions`). Returns a copy whose ``model`` is the
+    evaluated model (``"model [run r]"`` for a model with more than one run, else the model),
+    and beside it each model's runs as sorted (run, evaluated model) pairs; one run named
+    ``""`` when there is no ``run`` column. The bookkeeping travels beside the frame, never as
+    a column of it, so no user column can collide with it.
     """
-    _check_no_missing(preds, "run", name, "give every row its run, or drop the column")
-    preds["run"] = preds["run"].astype(str)
-    preds[RECIPE] = preds["model"]
-    several = preds.groupby("model")["run"].transform("nunique") > 1
-    preds.loc[several, "model"] = [
+    if "run" not in preds.columns:
+        return preds, {m: [("", m)] for m in sorted(preds["model"].unique())}
+    out = preds.copy()
+    several = out.groupby("model")["run"].transform("nunique") > 1
+    out.loc[several, "model"] = [
         run_model_name(m, r)
-        for m, r in zip(preds.loc[several, "model"], preds.loc[several, "run"], strict=True)
+        for m, r in zip(out.loc[several, "model"], out.loc[several, "run"], strict=True)
     ]
-    return preds
+    pairs = (
+        pd.DataFrame({"recipe": preds["model"], "run": preds["run"], "model": out["model"]})
+        .drop_duplicates()
+        .sort_values(["recipe", "run"])
+    )
+    recipes: Recipes = {}
+    for recipe, run, model in pairs.itertuples(index=False):
+        recipes.setdefault(str(recipe), []).append((str(run), str(model)))
+    return out, recipes
 
 
 def _check_no_missing(df: pd.DataFrame, column: str, name: str, advice: str) -> None:
@@ -290,7 +393,7 @@ def check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     """Raise InputError naming the first ``columns`` entry absent from ``df``."""
     for col in columns:
         if col not in df.columns:
-            shown = [str(c) for c in df.columns if c != RECIPE]
+            shown = [str(c) for c in df.columns]
             raise InputError(
                 f"The {what} column {col!r} is not in the predictions; available columns: "
                 f"{', '.join(shown)}."

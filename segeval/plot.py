@@ -118,5 +118,6 @@ def training(
     """Validation ``metric`` ("wll" or "auc") of the training runs over the steps."""
     frame = data.training if isinstance(data, Evaluation) else data
     ax = plots.draw_training(_axes(ax), frame, segment, metric)
-    ax.legend(fontsize=7, frameon=False)
+    if ax.get_legend_handles_labels()[0]:  # no training run drew a line: no legend to show
+        ax.legend(fontsize=7, frameon=False)
     return ax

@@ -323,7 +323,13 @@ def bootstrap_distribution(
     estimates = np.hstack(full).astype(np.float64)
     seq = as_seed_sequence(seed)
     if resampler.n <= BATCH_MAX_ROWS and all(hasattr(stat, "batch") for stat in stats):
-        key = (*resampler.key, seq.entropy, seq.spawn_key, seq.pool_size, n_boot)
+        key = (
+            *resampler.key,
+            repr(np.asarray(seq.entropy, dtype=object).tolist()),
+            seq.spawn_key,
+            seq.pool_size,
+            n_boot,
+        )  # entropy: an int, a list or an array
 
         def make() -> NDArray[np.int64]:
             rngs = (np.random.default_rng(s) for s in child_seeds(seq, n_boot))

@@ -7,6 +7,8 @@ received (scikit-learn style).
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import fields
@@ -30,9 +32,35 @@ class UndefinedMetricWarning(UserWarning):
     """A statistic is undefined on the given data (for example one class only); NaN is returned."""
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the first frame outside segeval.
+
+    For the function that calls this one and then ``warnings.warn`` itself: level 1 is that
+    function, each frame above adds one. A warning then names the user's line, however deep in
+    segeval it was raised (Python 3.11 has no ``skip_file_prefixes``). When every frame is
+    segeval's (its command line), the outermost one.
+    """
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _PACKAGE_DIR
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` pointing at the caller of segeval, not at segeval's own line."""
+    warnings.warn(message, category, stacklevel=caller_stacklevel())
+
+
 def warn_undefined(reason: str) -> float:
     """Warn that a statistic is undefined and return NaN, the value such statistics take."""
-    warnings.warn(reason, UndefinedMetricWarning, stacklevel=3)
+    warnings.warn(reason, UndefinedMetricWarning, stacklevel=caller_stacklevel())
     return float("nan")
 
 

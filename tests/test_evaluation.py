@@ -260,3 +260,18 @@ def test_delong_column_is_undefined_for_a_segment_with_one_positive(preds):
     assert rows.p_value_delong.isna().all()
     other = ev.comparisons[ev.comparisons.segment == "S1"]
     assert other.p_value_delong.notna().all()
+
+
+@pytest.mark.parametrize(
+    "make_seed",
+    [lambda: np.random.SeedSequence([1, 2]), lambda: np.random.default_rng(1)],
+    ids=["SeedSequence([1, 2])", "Generator"],
+)
+def test_evaluate_takes_any_seed_kind_and_repeats_itself(preds, make_seed):
+    """SeedSequence([1, 2]) raised TypeError (unhashable list) in the draw cache."""
+    runs = [
+        evaluate(preds, segment_by="source", baseline="single_segment", n_boot=20, seed=make_seed())
+        for _ in range(2)
+    ]
+    pd.testing.assert_frame_equal(runs[0].metrics, runs[1].metrics)
+    pd.testing.assert_frame_equal(runs[0].comparisons, runs[1].comparisons)

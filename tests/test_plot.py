@@ -63,6 +63,18 @@ def test_forest_summarizes_many_segments():
     plt.close(ax.figure)
 
 
+def test_training_without_runs_draws_no_legend_and_warns_nothing(evaluation):
+    """matplotlib warned "No artists with labels found to put in legend"."""
+    import warnings
+
+    assert len(evaluation.training) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = se.plot.training(evaluation)
+    assert ax.get_legend() is None
+    plt.close(ax.figure)
+
+
 def test_importing_and_writing_a_report_leave_the_backend_alone(tmp_path):
     code = (
         "import matplotlib\n"
