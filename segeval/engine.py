@@ -52,6 +52,7 @@ from segeval.validation import (
     UndefinedMetricWarning,
     one_class_reason,
     readable_repr,
+    warn,
     warn_undefined,
 )
 
@@ -276,7 +277,7 @@ def evaluate_part(
     reason = _part_reason(y, drawn, name) if drawn else None
     ci = options.ci if options else float("nan")
     if reason:
-        warnings.warn(reason, UndefinedMetricWarning, stacklevel=3)
+        warn(reason, UndefinedMetricWarning)
         if progress is not None and options is not None:
             progress(options.n_boot)
         return PartResult(
@@ -363,11 +364,10 @@ def _spread_statistics(
     spreads = {m: SpreadStatistic(y, s, segments, thresholds) for m, s in scores.items()}
     first = next(iter(spreads.values()), None)
     if first is not None and first.excluded:
-        warnings.warn(
+        warn(
             f"{_prefix(name)}Segments with one class only have no operating point and are left "
             f"out: {', '.join(first.excluded)}.",
             UndefinedMetricWarning,
-            stacklevel=4,
         )
     if first is not None and first.reason:
         warn_undefined(_prefix(name) + first.reason)
@@ -414,11 +414,10 @@ def _warn_dropped(
     first = draws.of((specs[0].name, next(iter(scores))))
     dropped = int(np.isnan(first).sum())
     if dropped:
-        warnings.warn(
+        warn(
             f"{_prefix(name)}{dropped} of {options.n_boot} resamples hold one class only; "
             f"they are excluded from the intervals.",
             UndefinedMetricWarning,
-            stacklevel=4,
         )
 
 
@@ -468,11 +467,10 @@ def _spread_result(draws: Draws, model: str, spread: SpreadStatistic, ci: float)
         dropped = int(table.n_boot_undefined.max())
         if dropped:
             whose = "" if model == "score" else f" of {model}"  # "score": a single-model call
-            warnings.warn(
+            warn(
                 f"OP spread{whose}: {dropped} of {len(draws.of(key))} resamples leave a "
                 f"segment with one class; they are excluded from its interval.",
                 UndefinedMetricWarning,
-                stacklevel=3,
             )
     return SpreadResult(spread.points(), table, spread.excluded, spread.reason)
 

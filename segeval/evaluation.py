@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import html
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from segeval.runs import recipe_rows as recipe_rows_of
 from segeval.scorecard import recipe_scorecard, scorecard
 from segeval.segments import GLOBAL, Segments, segment_keys, with_global
 from segeval.table import table_columns, table_row
-from segeval.validation import InputError, SeedLike, readable_repr
+from segeval.validation import InputError, SeedLike, readable_repr, warn
 
 
 @dataclass(frozen=True, repr=False)
@@ -599,11 +598,10 @@ def _check_validation(
         val = check_predictions(frame, f"validation predictions of run {run!r}")
         missing = [c for c in frames.segment_columns(segment_by) if c not in val.columns]
         if missing:
-            warnings.warn(
+            warn(
                 f"No segment leakage on validation for run {run!r}: its validation predictions "
                 f"table lacks the segment column(s) {', '.join(missing)}.",
                 UserWarning,
-                stacklevel=4,
             )
             continue
         segments = segment_keys(val, segment_by)
