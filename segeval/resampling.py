@@ -87,16 +87,6 @@ class BootstrapOptions:
             alpha=check_level(alpha, "alpha"),
         )
 
-    def keywords(self) -> dict[str, Any]:
-        """The options as the keyword arguments of the public bootstrap functions (no alpha)."""
-        return {
-            "n_boot": self.n_boot,
-            "ci": self.ci,
-            "resample": self.resample,
-            "seed": self.seed,
-            "n_jobs": self.n_jobs,
-        }
-
     def __repr__(self) -> str:
         return readable_repr(self)
 

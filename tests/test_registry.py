@@ -307,3 +307,32 @@ def test_cli_takes_metrics_and_refuses_unknown_ones_in_one_line(tmp_path):
         "segeval report: error: The level of metric 'sens@spec' must be a number strictly between "
         "0 and 1; got '2'."
     ]
+
+
+def test_the_progress_bar_counts_every_bootstrap_of_the_engine(tmp_path):
+    """Leakage (on the evaluated set and on each run's validation set) is drawn inside the
+    engine's parts, so the progress reaches its total exactly once per part."""
+    p = make_predictions(scale=0.05, seed=2)
+    run = tmp_path / "periodic"
+    (run / "preds").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text(
+        '{"step": 1, "segment": "__global__", "wll": 0.5, "auc": 0.7}\n'
+    )
+    p[p.model == "periodic"].to_parquet(run / "preds" / "val.parquet")
+    from conftest import run_inputs
+
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        ev = se.evaluate(
+            p,
+            segment_by="source",
+            baseline="single_segment",
+            n_boot=12,
+            progress=lambda done, total: seen.append((done, total)),
+            **run_inputs([run]),
+        )
+    n_parts = 1 + len(ev.segments[1:]) + 1  # the whole set, each segment, one validation set
+    assert {total for _, total in seen} == {12 * n_parts}
+    assert sum(done for done, _ in seen) == 12 * n_parts
+    assert set(ev.leakage.on) == {"evaluated set", "validation"}
