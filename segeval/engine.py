@@ -188,6 +188,7 @@ class PartResult:
     notes: dict[str, str] = field(default_factory=dict)
     leakage: dict[str, dict[int, LeakagePart]] = field(default_factory=dict)
     runs: dict[str, RunsDeltaAUCResult] = field(default_factory=dict)
+    extra: Draws | None = None
 
     def __repr__(self) -> str:
         return readable_repr(self)
@@ -254,6 +255,7 @@ def evaluate_part(
     thresholds: NDArray[np.float64] | None = None,
     leakage: bool = False,
     recipes: Recipes | None = None,
+    extra: Mapping[Hashable, Statistic] | None = None,
     clusters: NDArray[np.generic] | None = None,
     eps: float = DEFAULT_EPS,
     name: str | None = None,
@@ -266,7 +268,10 @@ def evaluate_part(
 
     ``options=None`` gives point estimates only (no resample). ``segments`` and ``thresholds``
     ask for the OP spread, ``segments`` and ``leakage`` for the segment leakage; ``recipes`` for
-    the comparisons over images and seeds; ``keep`` keeps the bootstrap distributions in the
+    the comparisons over images and seeds; ``extra`` are further named statistics (kernels of
+    row weights, see :mod:`segeval._kernels`) drawn on the same resamples, returned raw in
+    ``PartResult.extra`` for a caller that summarizes them itself (joint distributions such as
+    a maximum over slices come free); ``keep`` keeps the bootstrap distributions in the
     results. Parts of one evaluation share a ``cache`` of draws (same size, same seed: same
     local resamples).
     """
@@ -301,6 +306,7 @@ def evaluate_part(
             statistics["op_spread", m] = spread
     leaks = _leakage_statistics(y, scores, segments) if leakage and segments is not None else {}
     statistics.update(leaks)
+    statistics.update(extra or {})
     draws = _draw(statistics, y, clusters, options, progress, cache)
     _warn_dropped(draws, specs, scores, name, options)
     values = {key: _summary(draws, key, ci, keep) for key in kernels}
@@ -326,6 +332,9 @@ def evaluate_part(
         notes=notes,
         leakage=_leakage_results(draws, leaks, ci) if leaks else {},
         runs=_runs(draws, recipes, options) if recipes and options else {},
+        extra=Draws({k: draws.estimate(k) for k in extra}, {k: draws.of(k) for k in extra})
+        if extra
+        else None,
     )
 
 

@@ -184,3 +184,23 @@ def test_draw_cache_replays_the_same_resamples():
     assert len(cache.draws) == 1
     assert np.array_equal(first.of("auc"), again.of("auc"))
     assert np.array_equal(first.of("auc"), alone.of("auc"))
+
+
+def test_extra_statistics_are_drawn_on_the_same_resamples():
+    """A caller's own statistic of row weights comes back raw, resample by resample, on the
+    draws of the metrics (replayed with bootstrap_indices)."""
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 2, 300).astype(np.int8)
+    s = rng.random(300)
+
+    def mean_score(w, total):
+        return np.array([np.dot(w, s) / total, total])
+
+    options = BootstrapOptions.make(n_boot=15, seed=3)
+    part = evaluate_part(y, {"m": s}, options=options, extra={"mine": mean_score}, keep=True)
+    assert part.extra is not None
+    draws = part.extra.of("mine")
+    for b, idx in enumerate(se.bootstrap_indices(y, n_boot=15, seed=3)):
+        assert draws[b, 0] == pytest.approx(s[idx].mean(), rel=1e-12)
+        assert draws[b, 1] == idx.size
+    assert part.extra.estimate("mine")[0] == pytest.approx(s.mean(), rel=1e-12)
