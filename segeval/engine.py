@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
+from scipy.stats import t as student_t
 
 from segeval._kernels import OneVsRestAUC
 from segeval.metrics import DEFAULT_EPS
@@ -58,8 +59,6 @@ from segeval.validation import (
 
 METRICS = resolve_metrics(DEFAULT_METRICS)
 LABELS = (0, 1)  # segment leakage is measured within each label
-# Child key of the run draws: far above any resample index (image draws use keys 0 … n_boot−1).
-RUNS_SPAWN_KEY = 2**31
 
 
 @dataclass(frozen=True, repr=False)
@@ -108,7 +107,8 @@ class DeltaResult:
 class RunsDeltaAUCResult:
     """ΔAUC = mean AUC of b's runs − mean AUC of a's runs, with a CI over images and seeds.
 
-    ``ci_low``/``ci_high`` come from the two-level bootstrap; ``images_ci_low``/``images_ci_high``
+    ``ci_low``/``ci_high`` cover images and seeds (Δ ± t·SE, see :func:`_runs`);
+    ``images_ci_low``/``images_ci_high``
     from the images alone (the run means held fixed), to show how much the seeds add.
     ``runs_auc_a``/``runs_auc_b`` are each run's AUC on all images.
     """
@@ -311,7 +311,7 @@ def evaluate_part(
     _warn_dropped(draws, specs, scores, name, options)
     values = {key: _summary(draws, key, ci, keep) for key in kernels}
     notes = _notes(values, kernels, specs, scores, y, name)
-    return PartResult(
+    part = PartResult(
         name=name,
         n=int(y.size),
         n_pos=n_pos,
@@ -336,6 +336,91 @@ def evaluate_part(
         if extra
         else None,
     )
+    few = _few_cases_reason(y, name) if options is not None and drawn else None
+    return _without_intervals(part, few) if few else part
+
+
+MIN_CASES = 2  # of each class, for a bootstrap interval (DeLong needs as many)
+
+
+def _few_cases_reason(y: NDArray[np.int8], name: str | None) -> str | None:
+    """Why a part's bootstrap intervals are undefined: a class with a single case.
+
+    Every resample then holds that one image some number of times or not at all: the AUC is
+    either undefined or takes the few values that image allows, and the percentile interval
+    collapses (a segment with one positive read AUC CI (1.000, 1.000)), which looks like
+    certainty. DeLong's variance is undefined there for the same reason.
+    """
+    n_pos = int(y.sum())
+    n_neg = int(y.size) - n_pos
+    if min(n_pos, n_neg) >= MIN_CASES:
+        return None
+    what = "malignant image (label 1)" if n_pos < MIN_CASES else "benign image (label 0)"
+    where = "The whole set" if name in (GLOBAL, None) else f"Segment {name}"
+    return (
+        f"{where} has a single {what}: its bootstrap intervals, p-values and verdicts are "
+        f"undefined (every resample holds that image or not, so an interval would collapse)."
+    )
+
+
+def _without_intervals(part: PartResult, reason: str) -> PartResult:
+    """The part's point estimates, with every interval, p-value and verdict undefined."""
+    warn(reason, UndefinedMetricWarning)
+    nan = float("nan")
+    undefined = verdict(nan, nan, nan)
+
+    def bare(r: BootstrapResult) -> BootstrapResult:
+        return replace(r, ci_low=nan, ci_high=nan, se=nan)
+
+    return replace(
+        part,
+        metrics={k: bare(r) for k, r in part.metrics.items()},
+        comparisons={
+            m: replace(
+                r,
+                auc_a=bare(r.auc_a),
+                auc_b=bare(r.auc_b),
+                ci_low=nan,
+                ci_high=nan,
+                se=nan,
+                p_value=nan,
+                p_value_bootstrap=nan,
+                verdict=undefined,
+            )
+            for m, r in part.comparisons.items()
+        },
+        deltas={
+            k: replace(
+                d,
+                ci_low=nan,
+                ci_high=nan,
+                se=nan,
+                p_value=nan,
+                p_value_bootstrap=nan,
+                verdict=undefined,
+            )
+            for k, d in part.deltas.items()
+        },
+        runs={
+            k: replace(
+                r,
+                ci_low=nan,
+                ci_high=nan,
+                se=nan,
+                p_value=nan,
+                p_value_bootstrap=nan,
+                verdict=undefined,
+                images_ci_low=nan,
+                images_ci_high=nan,
+            )
+            for k, r in part.runs.items()
+        },
+        notes={m: " ".join(filter(None, [part.notes.get(m), reason])) for m in _models(part)},
+    )
+
+
+def _models(part: PartResult) -> list[str]:
+    return list(dict.fromkeys(m for _, m in part.metrics))
 
 
 def _notes(
@@ -544,16 +629,25 @@ def _leakage_results(
 def _runs(
     draws: Draws, recipes: Recipes, options: BootstrapOptions
 ) -> dict[str, RunsDeltaAUCResult]:
-    """Each recipe against the baseline recipe over images and seeds (the two-level bootstrap).
+    """Each recipe against the baseline recipe over images and seeds.
 
-    Each resample of the images is shared by every run (the runs' AUC draws); independently,
-    runs are drawn with replacement within each recipe, and the resampled ΔAUC is the mean AUC of
-    the drawn runs of b minus that of a. With one run each it is the images-only ΔAUC exactly.
+    The image resamples are shared by every run (the runs' AUC draws). ΔAUC's variance over
+    new test sets *and* new seeds has two parts: the image part, the bootstrap variance of the
+    difference of the run means (images resampled, runs fixed), and the seed part, each recipe's
+    between-seed variance of a run's AUC divided by its number of runs. The seed part is
+    estimated by the method of moments on the crossed (run x image) design: the spread of the
+    runs' AUCs on the test set (ddof 1) holds the seed variance *and* each run's own image noise,
+    which the image part already counts; that noise is the image-bootstrap variance of one run's
+    AUC minus its covariance with another run's, and is subtracted (truncated at 0). Resampling
+    both runs and images instead (the "pigeonhole" bootstrap) counts that noise twice and
+    deflates the seed variance by (R−1)/R: Owen (2007), "The pigeonhole bootstrap", Ann. Appl.
+    Stat. 1:386–411; McCullagh (2000), "Resampling and exchangeable arrays", Bernoulli 6:285–301.
+    The seed variance is pooled over both recipes (R_a + R_b − 2 degrees of freedom; a recipe
+    with one run brings none), and the interval is Δ ± t·SE with Satterthwaite's degrees of
+    freedom (the image part has many). With one run each there is no seed variation to
+    estimate, and the interval is the images-only percentile interval, equal to
+    :func:`segeval.bootstrap_delta_auc`.
     """
-    seq = options.seed
-    # Beside the image resamples' children 0 … n_boot−1, never among them; derived from the
-    # seed's fixed identity, so the same seed object gives the same run draws every time.
-    run_seed = np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, RUNS_SPAWN_KEY))
     base_runs = recipes.runs[recipes.baseline]
     aucs_a = np.array([draws.estimate(("auc", m))[0] for m in base_runs])
     auc_a = np.column_stack([draws.of(("auc", m))[:, 0] for m in base_runs])
@@ -563,37 +657,73 @@ def _runs(
             continue
         aucs_b = np.array([draws.estimate(("auc", m))[0] for m in runs])
         auc_b = np.column_stack([draws.of(("auc", m))[:, 0] for m in runs])
-        ra, rb = auc_a.shape[1], auc_b.shape[1]
         estimate = float(aucs_b.mean() - aucs_a.mean())
         images_only = auc_b.mean(axis=1) - auc_a.mean(axis=1)
-        if ra == 1 and rb == 1:
-            two_level = images_only
-        else:
-            rng = np.random.default_rng(run_seed)
-            pick_a = rng.integers(0, ra, (options.n_boot, ra))
-            pick_b = rng.integers(0, rb, (options.n_boot, rb))
-            rows = np.arange(options.n_boot)[:, np.newaxis]
-            two_level = auc_b[rows, pick_b].mean(axis=1) - auc_a[rows, pick_a].mean(axis=1)
-        delta = summarize(estimate, two_level, options.ci, what="ΔAUC")
         images = summarize(estimate, images_only, options.ci, what="ΔAUC")
-        p = p_value_from_ci(delta.estimate, delta.ci_low, delta.ci_high, level=options.ci)
+        if len(aucs_a) == 1 and len(aucs_b) == 1:
+            low, high, se = images.ci_low, images.ci_high, images.se
+            p = p_value_from_ci(estimate, low, high, level=options.ci)
+        else:
+            low, high, se, p = _seed_interval(
+                estimate, images_only, (aucs_a, auc_a), (aucs_b, auc_b), options.ci
+            )
         out[recipe] = RunsDeltaAUCResult(
-            delta=delta.estimate,
-            ci_low=delta.ci_low,
-            ci_high=delta.ci_high,
-            se=delta.se,
+            delta=estimate,
+            ci_low=low,
+            ci_high=high,
+            se=se,
             p_value=p,
-            p_value_bootstrap=p_value_from_bootstrap(delta.estimate, delta.se),
-            verdict=verdict(delta.ci_low, delta.ci_high, p, alpha=options.alpha),
+            p_value_bootstrap=p_value_from_bootstrap(estimate, se),
+            verdict=verdict(low, high, p, alpha=options.alpha),
             images_ci_low=images.ci_low,
             images_ci_high=images.ci_high,
             runs_auc_a=tuple(float(v) for v in aucs_a),
             runs_auc_b=tuple(float(v) for v in aucs_b),
-            n_boot_used=delta.n_boot_used,
-            n_boot_undefined=delta.n_boot_undefined,
+            n_boot_used=images.n_boot_used,
+            n_boot_undefined=images.n_boot_undefined,
             ci=options.ci,
         )
     return out
+
+
+def _seed_variance(aucs: NDArray[np.float64], draws: NDArray[np.float64]) -> float | None:
+    """Between-seed variance of one run's AUC (method of moments), or None with one run."""
+    r = aucs.size
+    if r < 2:
+        return None
+    spread = float(np.var(aucs, ddof=1))
+    cov = np.cov(draws, rowvar=False)
+    own = float(np.mean(np.diag(cov)) - (cov.sum() - np.trace(cov)) / (r * (r - 1)))
+    return max(0.0, spread - own)
+
+
+def _seed_interval(
+    estimate: float,
+    images_only: NDArray[np.float64],
+    a: tuple[NDArray[np.float64], NDArray[np.float64]],
+    b: tuple[NDArray[np.float64], NDArray[np.float64]],
+    ci: float,
+) -> tuple[float, float, float, float]:
+    """Δ ± t·SE over images and seeds (see :func:`_runs`): low, high, SE and p."""
+    valid = ~np.isnan(images_only) & ~np.isnan(a[1]).any(axis=1) & ~np.isnan(b[1]).any(axis=1)
+    a, b = (a[0], a[1][valid]), (b[0], b[1][valid])
+    if valid.sum() < 2:
+        nan = float("nan")
+        return nan, nan, nan, nan
+    image_part = float(np.var(images_only[valid], ddof=1))
+    # The seed variance pooled over both recipes (as in a two-sample t test): with 3 to 10 runs
+    # each, two noisy estimates and Welch's degrees of freedom made the interval too wide.
+    parts = [(_seed_variance(*x), x[0].size - 1) for x in (a, b)]
+    df_seed = sum(df for v, df in parts if v is not None)
+    pooled = sum(v * df for v, df in parts if v is not None) / df_seed
+    seed_part = pooled * (1 / a[0].size + 1 / b[0].size)
+    se = float(np.sqrt(image_part + seed_part))
+    df = se**4 * df_seed / seed_part**2 if seed_part > 0 else float("inf")
+    if se == 0:
+        return estimate, estimate, 0.0, 1.0 if estimate == 0 else 0.0
+    q = float(student_t.ppf((1 + ci) / 2, df))
+    p = float(2 * student_t.sf(abs(estimate) / se, df))
+    return estimate - q * se, estimate + q * se, se, p
 
 
 def resample_indices(

@@ -6,6 +6,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import segeval as se
@@ -204,3 +205,34 @@ def test_extra_statistics_are_drawn_on_the_same_resamples():
         assert draws[b, 0] == pytest.approx(s[idx].mean(), rel=1e-12)
         assert draws[b, 1] == idx.size
     assert part.extra.estimate("mine")[0] == pytest.approx(s.mean(), rel=1e-12)
+
+
+def test_a_part_with_a_single_case_of_a_class_has_no_interval():
+    """One positive: every resample holds it or not, and the percentile interval used to
+    collapse to (1.000, 1.000); now every interval, p-value and verdict there is undefined,
+    with the reason, as DeLong's is."""
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(40, dtype=np.int8), 1, np.zeros(40, dtype=np.int8), [1] * 10]
+    seg = ["lone"] * 41 + ["fine"] * 50
+    a, b = rng.random(y.size), np.clip(rng.random(y.size) + 0.3 * y, 0, 1)
+    with pytest.warns(UndefinedMetricWarning, match="Segment lone has a single malignant"):
+        t = se.segment_table(y, b, seg, n_boot=40)
+    lone = t[t.segment == "lone"].iloc[0]
+    assert lone.auc > 0 and np.isnan(lone.auc_ci_low) and np.isnan(lone.wll_ci_high)
+    assert "single malignant image" in lone.note
+    fine = t[t.segment == "fine"].iloc[0]
+    assert not np.isnan(fine.auc_ci_low) and fine.note == ""
+    frame = pd.DataFrame(
+        {"image_id": np.tile(np.arange(y.size), 2), "model": ["a"] * y.size + ["b"] * y.size,
+         "label": np.tile(y, 2), "score": np.r_[a, b], "site": seg * 2}
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        ev = se.evaluate(frame, segment_by="site", baseline="a", n_boot=40)
+    row = ev.comparisons[ev.comparisons.segment == "lone"].iloc[0]
+    assert not np.isnan(row.delta_auc)
+    assert np.isnan(row.delta_ci_low) and np.isnan(row.p_value) and np.isnan(row.p_value_delong)
+    assert row.verdict == "undefined" and row.verdict_holm == "undefined"
+    with pytest.warns(UndefinedMetricWarning, match="single benign image"):
+        r = se.bootstrap_delta_auc([0, 1, 1, 1], [0.1, 0.5, 0.7, 0.2], [0.2, 0.4, 0.9, 0.8])
+    assert np.isnan(r.ci_low) and r.verdict == "undefined" and r.delta == 0

@@ -1,10 +1,11 @@
-"""Two-level bootstrap over images and seeds: reduces to the paired bootstrap, covers the truth."""
+"""ΔAUC over images and seeds: reduces to the paired bootstrap, covers the truth by simulation."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -74,24 +75,46 @@ def test_seed_variation_widens_the_interval_and_same_seed_is_identical():
     assert r.ci_high - r.ci_low > 1.3 * (r.images_ci_high - r.images_ci_low)
 
 
-def test_coverage_by_simulation():
-    """Over repeated experiments, the two-level CI covers the recipes' true ΔAUC about 95% of the
-    time; one run's image-only CI, which ignores the seeds, covers it far less often."""
-    mu_a, mu_b, tau, n, runs, reps = 1.2, 1.35, 0.3, 300, 5, 100
+def _coverage(regime: str, runs: int, reps: int) -> float:
+    """Coverage of the across-seed 95% CI over ``reps`` simulated experiments of
+    bench/coverage_runs.py's design (its regimes and true ΔAUC)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from coverage_runs import REGIMES, replicate, true_delta
+
+    sd_u, sd_c, sd_e = REGIMES[regime]
+    truth = true_delta(sd_u, sd_c**2 + sd_e**2)
+    rng = np.random.default_rng(7)
+    hits = 0
+    for k in range(reps):
+        low, high, _ = replicate(rng, regime, runs, n_boot=150, seed=k)
+        hits += low <= truth <= high
+    return hits / reps
+
+
+@pytest.mark.parametrize(
+    ("regime", "runs"), [("seed shift", 5), ("seed shift", 3), ("image noise", 5)]
+)
+def test_coverage_by_simulation_is_near_nominal_whichever_variation_dominates(regime, runs):
+    """Nominal 95%. 250 experiments give a Monte-Carlo SE of 1.4 points at 95% (2.1 at 88%):
+    the bounds 91.5% and 98.5% pass a calibrated interval (2.5 SE of margin) and fail the
+    pigeonhole percentile interval this replaced, measured at 88.7% and 84.0% when a seed
+    shift dominates (R = 5, 3) and 99.3% when runs differ only by their own image noise
+    (bench/README.md)."""
+    coverage = _coverage(regime, runs, reps=250)
+    assert 0.915 <= coverage <= 0.985, coverage
+
+
+def test_one_runs_images_only_interval_misses_the_seed_variation():
+    mu_a, mu_b, tau, n, runs, reps = 1.2, 1.35, 0.3, 300, 5, 60
     truth = _population_auc(mu_b, tau) - _population_auc(mu_a, tau)
     rng = np.random.default_rng(2024)
-    two_level = single = 0
+    single = 0
     for rep in range(reps):
         y = (rng.random(n) < 0.3).astype(int)
         u = rng.standard_normal(n)
         a, b = _runs(rng, y, u, mu_a, tau, runs), _runs(rng, y, u, mu_b, tau, runs)
-        r = bootstrap_delta_auc_runs(y, a, b, n_boot=200, seed=rep)
-        two_level += r.ci_low <= truth <= r.ci_high
         one = bootstrap_delta_auc_runs(y, a[0], b[0], n_boot=200, seed=rep)
         single += one.ci_low <= truth <= one.ci_high
-    # Nominal 95%; 100 repetitions give a standard error of about 2.2 points, and the percentile
-    # bootstrap over 5 runs understates the seed variance by a factor 4/5.
-    assert two_level / reps >= 0.86
     assert single / reps <= 0.70
 
 
