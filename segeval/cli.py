@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="bootstrap resamples (default: 2000, as the paper)",
     )
     rep.add_argument("--ci", type=level, default=0.95, help="confidence level (default: 0.95)")
+    rep.add_argument(
+        "--verdict",
+        choices=("paper", "symmetric"),
+        default="paper",
+        help="how a CI and p read as a verdict: the paper's (default; a CI lower bound of exactly "
+        "0 counts as an increase) or symmetric (a bound of 0 is not significant either way)",
+    )
     rep.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     rep.add_argument(
         "--thresholds",
@@ -147,6 +154,7 @@ def _report(args: argparse.Namespace) -> None:
             segment_by=args.segment_by,
             baseline=args.baseline,
             metrics=args.metrics,
+            verdict_rule=args.verdict,
             training=runs.training,
             validation_predictions=runs.validation,
             n_boot=args.n_boot,

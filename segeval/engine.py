@@ -542,7 +542,7 @@ def compare(
         se=delta.se,
         p_value=p,
         p_value_bootstrap=p_value_from_bootstrap(delta.estimate, delta.se),
-        verdict=verdict(delta.ci_low, delta.ci_high, p, alpha=options.alpha),
+        verdict=options.verdict(delta.ci_low, delta.ci_high, p),
         n_boot_used=delta.n_boot_used,
         n_boot_undefined=delta.n_boot_undefined,
         ci=ci,
@@ -589,7 +589,7 @@ def _delta(
         se=delta.se,
         p_value=p,
         p_value_bootstrap=p_value_from_bootstrap(delta.estimate, delta.se),
-        verdict=verdict(delta.ci_low, delta.ci_high, p, alpha=options.alpha),
+        verdict=options.verdict(delta.ci_low, delta.ci_high, p),
         n_boot_undefined=delta.n_boot_undefined,
     )
 
@@ -674,7 +674,7 @@ def _runs(
             se=se,
             p_value=p,
             p_value_bootstrap=p_value_from_bootstrap(estimate, se),
-            verdict=verdict(low, high, p, alpha=options.alpha),
+            verdict=options.verdict(low, high, p),
             images_ci_low=images.ci_low,
             images_ci_high=images.ci_high,
             runs_auc_a=tuple(float(v) for v in aucs_a),

@@ -233,6 +233,7 @@ def evaluate(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     ci: float = 0.95,
     resample: Resample = "rows",
+    verdict_rule: str = "paper",
     training: pd.DataFrame | None = None,
     validation_predictions: Mapping[str, Any] | None = None,
     n_jobs: int | None = None,
@@ -264,6 +265,10 @@ def evaluate(
         Thresholds of the operating points (and of ``"ppv"``/``"npv"``).
     resample : {"rows", "stratified", "cluster"}
         Resampling scheme; ``cluster=`` implies ``"cluster"``.
+    verdict_rule : {"paper", "symmetric"}
+        How a CI and p-value read as a verdict (:func:`segeval.verdict`): the paper's (default;
+        a lower bound of exactly 0 counts as an increase) or symmetric (a bound of 0 is not
+        significant either way).
     training : DataFrame, optional
         Validation curves of training runs: columns ``run, step, segment, wll, auc`` (the
         records of ``RUN/metrics.jsonl``; :func:`segeval.io.read_runs` reads run folders).
@@ -294,7 +299,13 @@ def evaluate(
         cluster=cluster,
         metrics=metrics,
         options=_options(
-            n_boot=n_boot, ci=ci, resample=resample, seed=seed, n_jobs=n_jobs, cluster=cluster
+            n_boot=n_boot,
+            ci=ci,
+            resample=resample,
+            seed=seed,
+            n_jobs=n_jobs,
+            cluster=cluster,
+            verdict_rule=verdict_rule,
         ),
         thresholds=thresholds,
         training=training,
@@ -354,12 +365,20 @@ def _options(
     seed: SeedLike,
     n_jobs: int | None,
     cluster: str | None,
+    verdict_rule: str,
 ) -> BootstrapOptions:
     if cluster:
         resample = "cluster"
     elif resample == "cluster":
         raise InputError('resample="cluster" needs cluster=, the column to resample whole.')
-    return BootstrapOptions.make(n_boot=n_boot, ci=ci, resample=resample, seed=seed, n_jobs=n_jobs)
+    return BootstrapOptions.make(
+        n_boot=n_boot,
+        ci=ci,
+        resample=resample,
+        seed=seed,
+        n_jobs=n_jobs,
+        verdict_rule=verdict_rule,
+    )
 
 
 def _check_inputs(
@@ -488,7 +507,9 @@ def _assemble(plan: _Plan, stats: _Parts, *, seed: SeedLike) -> Evaluation:
             recipe_rows += rows
             per_run += runs
     metrics = pd.DataFrame(metric_rows, columns=["model", *table_columns(specs)])
-    comparisons = frames.with_holm(pd.DataFrame(comparison_rows, columns=frames.COMPARISON_COLUMNS))
+    comparisons = frames.with_holm(
+        pd.DataFrame(comparison_rows, columns=frames.COMPARISON_COLUMNS), plan.options
+    )
     deltas = pd.DataFrame(delta_rows, columns=frames.DELTA_COLUMNS)
     leakage = (
         _concat_pairs(
@@ -506,7 +527,7 @@ def _assemble(plan: _Plan, stats: _Parts, *, seed: SeedLike) -> Evaluation:
     )
     recipe_comparisons = pd.DataFrame(recipe_rows, columns=RECIPE_COLUMNS)
     if len(recipe_comparisons):
-        recipe_comparisons = frames.with_holm(recipe_comparisons)
+        recipe_comparisons = frames.with_holm(recipe_comparisons, plan.options)
     if several:  # the first screen answers per model, over its runs
         card = recipe_scorecard(plan.recipes, card, recipe_comparisons, diagnostics)
     segments = plan.segments
@@ -553,6 +574,7 @@ def _assemble(plan: _Plan, stats: _Parts, *, seed: SeedLike) -> Evaluation:
             "n_boot": options.n_boot,
             "ci": options.ci,
             "resample": options.resample,
+            "verdict_rule": options.verdict_rule,
             "cluster": plan.cluster,
             "seed": seed if isinstance(seed, int) or seed is None else repr(seed),
             "thresholds": plan.thresholds.tolist(),

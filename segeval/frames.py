@@ -21,8 +21,9 @@ from segeval.metrics import (
     roc_curve,
 )
 from segeval.registry import MetricSpec
+from segeval.resampling import BootstrapOptions
 from segeval.segments import GLOBAL, Segments, parse_segment_by, with_global
-from segeval.significance import holm, verdict
+from segeval.significance import holm
 from segeval.validation import InputError, one_class_reason
 
 HIST_BINS = 20
@@ -225,11 +226,11 @@ def comparison_row(
     }
 
 
-def with_holm(table: pd.DataFrame) -> pd.DataFrame:
+def with_holm(table: pd.DataFrame, options: BootstrapOptions) -> pd.DataFrame:
     """Holm over the whole family of comparisons in the report; the verdict re-read with it."""
     table["p_holm"] = holm(table["p_value"].to_numpy(dtype=float))
     table["verdict_holm"] = [
-        verdict(lo, hi, p)
+        options.verdict(lo, hi, p)
         for lo, hi, p in zip(table.delta_ci_low, table.delta_ci_high, table.p_holm, strict=True)
     ]
     return table

@@ -30,6 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 from threadpoolctl import threadpool_limits
 
 from segeval._kernels import Weights
+from segeval.significance import VERDICT_RULES, verdict
 from segeval.validation import (
     InputError,
     SeedLike,
@@ -61,6 +62,7 @@ class BootstrapOptions:
     seed: np.random.SeedSequence = field(default_factory=lambda: np.random.SeedSequence(0))
     n_jobs: int | None = None
     alpha: float = 0.05
+    verdict_rule: str = "paper"
 
     @classmethod
     def make(
@@ -72,12 +74,17 @@ class BootstrapOptions:
         seed: SeedLike = 0,
         n_jobs: int | None = None,
         alpha: float = 0.05,
+        verdict_rule: str = "paper",
     ) -> BootstrapOptions:
         """Validate every option and return them frozen."""
         if resample not in RESAMPLE_SCHEMES:
             raise InputError(f"resample must be one of {RESAMPLE_SCHEMES}; got {resample!r}.")
         if n_jobs is not None:
             check_positive_int(n_jobs, "n_jobs")
+        if verdict_rule not in VERDICT_RULES:
+            raise InputError(
+                f"verdict_rule must be one of {', '.join(VERDICT_RULES)}; got {verdict_rule!r}."
+            )
         return cls(
             n_boot=check_positive_int(n_boot, "n_boot"),
             ci=check_level(ci),
@@ -85,7 +92,12 @@ class BootstrapOptions:
             seed=as_seed_sequence(seed),
             n_jobs=n_jobs,
             alpha=check_level(alpha, "alpha"),
+            verdict_rule=verdict_rule,
         )
+
+    def verdict(self, ci_low: float, ci_high: float, p_value: float) -> str:
+        """The verdict of a difference under these options' alpha and rule."""
+        return verdict(ci_low, ci_high, p_value, alpha=self.alpha, rule=self.verdict_rule)
 
     def __repr__(self) -> str:
         return readable_repr(self)

@@ -60,17 +60,34 @@ def p_value_from_bootstrap(delta: float, sd: float) -> float:
     return float(2 * norm.sf(abs(delta / sd)))
 
 
-def verdict(ci_low: float, ci_high: float, p_value: float, *, alpha: float = 0.05) -> str:
-    """The paper's reading of a ΔAUC = AUC(model) − AUC(baseline).
+VERDICT_RULES: Final = ("paper", "symmetric")
 
-    Significant decrease iff the CI upper bound is < 0 and p < alpha; significant increase iff the
-    CI lower bound is >= 0 and p < alpha; otherwise not significant ("undefined" if any is NaN).
+
+def verdict(
+    ci_low: float, ci_high: float, p_value: float, *, alpha: float = 0.05, rule: str = "paper"
+) -> str:
+    """The reading of a difference such as ΔAUC = AUC(model) − AUC(baseline).
+
+    ``rule="paper"`` (the default, the paper's): significant decrease iff the CI upper bound is
+    < 0 and p < alpha; significant increase iff the CI lower bound is >= 0 and p < alpha. A lower
+    bound of exactly 0, which discrete AUCs produce, counts as an increase while an upper bound
+    of exactly 0 does not count as a decrease. ``rule="symmetric"``: increase iff the lower bound
+    is > 0, decrease iff the upper bound is < 0 (each with p < alpha): an interval touching 0 is
+    not significant either way. Otherwise not significant ("undefined" if any is NaN).
+
+    Examples
+    --------
+    >>> verdict(0.0, 0.1, 0.01), verdict(0.0, 0.1, 0.01, rule="symmetric")
+    ('significant increase', 'not significant')
     """
+    if rule not in VERDICT_RULES:
+        raise InputError(f"rule must be one of {', '.join(VERDICT_RULES)}; got {rule!r}.")
     if any(math.isnan(v) for v in (ci_low, ci_high, p_value)):
         return UNDEFINED
     if ci_high < 0 and p_value < alpha:
         return SIGNIFICANT_DECREASE
-    if ci_low >= 0 and p_value < alpha:
+    increase = ci_low > 0 if rule == "symmetric" else ci_low >= 0
+    if increase and p_value < alpha:
         return SIGNIFICANT_INCREASE
     return NOT_SIGNIFICANT
 

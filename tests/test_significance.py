@@ -85,3 +85,42 @@ def test_holm_controls_and_keeps_nan():
     assert se.holm([]).size == 0
     with pytest.raises(ValueError, match=r"p_values must lie in \[0, 1\]"):
         se.holm([0.5, 1.2])
+
+
+def test_the_symmetric_verdict_treats_a_bound_at_zero_alike_on_both_sides():
+    from segeval.significance import verdict
+
+    assert verdict(0.0, 0.1, 0.01) == "significant increase"  # the paper's rule, the default
+    assert verdict(-0.1, 0.0, 0.01) == "not significant"
+    assert verdict(0.0, 0.1, 0.01, rule="symmetric") == "not significant"
+    assert verdict(-0.1, 0.0, 0.01, rule="symmetric") == "not significant"
+    assert verdict(0.01, 0.1, 0.01, rule="symmetric") == "significant increase"
+    assert verdict(-0.1, -0.01, 0.01, rule="symmetric") == "significant decrease"
+    with pytest.raises(se.InputError, match="rule must be one of paper, symmetric; got 'both'"):
+        verdict(0.0, 0.1, 0.01, rule="both")
+
+
+def test_evaluate_reads_verdicts_by_the_rule_asked_for():
+    import warnings
+
+    import segeval as se
+    from segeval.synthetic import make_predictions
+
+    p = make_predictions(scale=0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        paper = se.evaluate(p, segment_by="source", baseline="single_segment", n_boot=30)
+        sym = se.evaluate(
+            p, segment_by="source", baseline="single_segment", n_boot=30, verdict_rule="symmetric"
+        )
+    assert sym.settings["verdict_rule"] == "symmetric"
+    rows = sym.comparisons.assign(expected=[
+        "significant increase" if lo > 0 and q < 0.05 else
+        "significant decrease" if hi < 0 and q < 0.05 else "not significant"
+        for lo, hi, q in zip(sym.comparisons.delta_ci_low, sym.comparisons.delta_ci_high,
+                             sym.comparisons.p_holm, strict=True)
+    ])  # fmt: skip
+    assert (rows.verdict_holm == rows.expected).all()
+    assert paper.comparisons.delta_auc.tolist() == sym.comparisons.delta_auc.tolist()
+    with pytest.raises(se.InputError, match="verdict_rule must be one of paper, symmetric"):
+        se.evaluate(p, segment_by=None, n_boot=5, verdict_rule="loose")
