@@ -59,6 +59,10 @@ from segeval.validation import (
 
 METRICS = resolve_metrics(DEFAULT_METRICS)
 LABELS = (0, 1)  # segment leakage is measured within each label
+# Permutations of the leakage summary's null: its 95th percentile to about ±0.01 of its range,
+# and a permutation p-value down to 1/201.
+NULL_PERMUTATIONS = 200
+NULL_SPAWN_KEY = 2**31 + 1  # beside the resamples' children 0 … n_boot−1, never among them
 
 
 @dataclass(frozen=True, repr=False)
@@ -153,12 +157,15 @@ class SpreadResult:
 class LeakagePart:
     """One model's leakage among the images of one label: each segment against the rest.
 
-    ``results`` is empty when fewer than two segments hold images of the label.
+    ``results`` is empty when fewer than two segments hold images of the label. ``null``: the
+    summary max |AUC − 0.5| under NULL_PERMUTATIONS permutations of the segments within the
+    label (drawn from the evaluation's seed), its reference when no segment is set apart.
     """
 
     segments: tuple[str, ...]
     sizes: tuple[int, ...]
     results: tuple[BootstrapResult, ...]
+    null: NDArray[np.float64] | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return readable_repr(self)
@@ -330,7 +337,7 @@ def evaluate_part(
             if baseline is not None and m != baseline and options is not None
         },
         notes=notes,
-        leakage=_leakage_results(draws, leaks, ci) if leaks else {},
+        leakage=_leakage_results(draws, leaks, ci, options) if leaks else {},
         runs=_runs(draws, recipes, options) if recipes and options else {},
         extra=Draws({k: draws.estimate(k) for k in extra}, {k: draws.of(k) for k in extra})
         if extra
@@ -605,7 +612,10 @@ def _leakage_statistics(
 
 
 def _leakage_results(
-    draws: Draws, leaks: Mapping[Hashable, OneVsRestAUC], ci: float
+    draws: Draws,
+    leaks: Mapping[Hashable, OneVsRestAUC],
+    ci: float,
+    options: BootstrapOptions | None,
 ) -> dict[str, dict[int, LeakagePart]]:
     """Each model's segment-vs-rest AUCs per label (none where fewer than two segments hold
     images of the label: :mod:`segeval.leakage` says so)."""
@@ -622,7 +632,16 @@ def _leakage_results(
             else ()
         )
         sizes = tuple(int(n) for n in stat.sizes)
-        out.setdefault(model, {})[label] = LeakagePart(stat.names, sizes, results)
+        null = None
+        if options is not None and stat.k >= 2:
+            seq = options.seed
+            rng = np.random.default_rng(
+                np.random.SeedSequence(
+                    seq.entropy, spawn_key=(*seq.spawn_key, NULL_SPAWN_KEY, label)
+                )
+            )
+            null = stat.null_leakage(rng, NULL_PERMUTATIONS)
+        out.setdefault(model, {})[label] = LeakagePart(stat.names, sizes, results, null)
     return out
 
 

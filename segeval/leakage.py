@@ -5,12 +5,20 @@ of a source where malignancy is common get higher scores whatever they show (its
 leaves a trace anyone can measure without knowing the shortcut: among benign images alone, the
 score should not tell one segment from the others. For each label and each segment, the leakage
 AUC is the Mann-Whitney AUC of "this segment" against "the other segments" by score, on images
-of that label only: 0.5 means the score carries no information about that segment there, above
-0.5 that the segment's images score higher than the others' of the same label.
+of that label only: above 0.5, the segment's images score higher than the others' of the same
+label; below, lower.
 
-What it does not prove: a shift can also come from real differences between the populations
-(older patients, denser breasts, another case mix within "benign"). It measures how much segment
-information the score carries, not its cause.
+What it measures: a *location shift* of the score between a segment and the rest within a label.
+0.5 means no such shift, not that the score carries no segment information: a segment with the
+same centre and three times the spread reads about 0.5 (a two-sample Kolmogorov-Smirnov test
+would see it). What it does not prove: a shift can also come from real differences between the
+populations (older patients, denser breasts, another case mix within "benign"); it measures how
+far the score moves with the segment, not why.
+
+The summary per label (the segment farthest from 0.5) is biased upward: the largest of several
+noisy values is above 0 even without any shift. Each summary therefore comes with its null
+reference: the same statistic with the segments permuted within the label
+(:class:`LeakageSummary`).
 
 How it is fast: the kernel (:class:`segeval._kernels.OneVsRestAUC`) gives every segment's AUC
 in one pass over the rows, as a single AUC costs. The resamples are the engine's
@@ -27,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from segeval._kernels import OneVsRestAUC
 from segeval.engine import LeakagePart, PartResult, evaluate_part
@@ -68,7 +76,14 @@ COLUMNS = (
 
 @dataclass(frozen=True)
 class LeakageSummary:
-    """The segment the score sets apart most among the images of one label."""
+    """The segment the score sets apart most among the images of one label.
+
+    ``leakage`` = |AUC − 0.5| of that segment is biased upward: the largest of several noisy
+    values, it is above 0 even when no segment is set apart. ``null_mean`` and ``null_q95`` are
+    its mean and 95th percentile with the segments permuted within the label (the same images
+    and sizes, no segment information), and ``p_null`` the permutation p-value of ``leakage``
+    against them: read ``leakage`` against ``null_q95``, not against 0.
+    """
 
     label: str
     segment: str
@@ -76,16 +91,21 @@ class LeakageSummary:
     ci_low: float
     ci_high: float
     p_value_holm: float
+    null_mean: float = float("nan")
+    null_q95: float = float("nan")
+    p_null: float = float("nan")
 
     @property
     def leakage(self) -> float:
-        """|AUC − 0.5|: 0 when the score carries no segment information, 0.5 at most."""
+        """|AUC − 0.5|: how far the segment's scores are shifted from the others' (0.5 at most)."""
         return abs(self.auc - 0.5)
 
     def __str__(self) -> str:
         return (
             f"{self.label}: {self.segment} vs the rest AUC {self.auc:.3f} "
-            f"[{self.ci_low:.3f}, {self.ci_high:.3f}], Holm p {self.p_value_holm:.2g}"
+            f"[{self.ci_low:.3f}, {self.ci_high:.3f}], Holm p {self.p_value_holm:.2g}, "
+            f"|AUC - 0.5| {self.leakage:.3f} against a null 95th percentile of "
+            f"{self.null_q95:.3f} (permutation p {self.p_null:.2g})"
         )
 
 
@@ -171,6 +191,14 @@ def segment_leakage(
     return leakage_result(part.leakage["score"])
 
 
+def _null(observed: float, null: NDArray[np.float64] | None) -> tuple[float, float, float]:
+    """Mean and 95th percentile of the permutation null, and the permutation p-value."""
+    if null is None or not null.size or not np.isfinite(observed):
+        return float("nan"), float("nan"), float("nan")
+    p = (1 + int(np.sum(null >= observed - 1e-12))) / (null.size + 1)
+    return float(null.mean()), float(np.quantile(null, 0.95)), float(p)
+
+
 def leakage_result(labels: Mapping[int, LeakagePart]) -> LeakageResult:
     """One model's leakage from the engine's per-label results: p-values against 0.5, Holm over
     the segments of each label, and the segment farthest from 0.5 per label."""
@@ -195,7 +223,9 @@ def leakage_result(labels: Mapping[int, LeakagePart]) -> LeakageResult:
         ]
         rows += mine
         worst = max(mine, key=lambda r: abs(r[4] - 0.5) if np.isfinite(r[4]) else -1.0)
-        summaries[label] = LeakageSummary(name, worst[1], *worst[4:7], float(worst[8]))
+        summaries[label] = LeakageSummary(
+            name, worst[1], *worst[4:7], float(worst[8]), *_null(abs(worst[4] - 0.5), part.null)
+        )
     return LeakageResult(
         table=pd.DataFrame(rows, columns=list(COLUMNS)),
         benign=summaries[0],
@@ -213,6 +243,9 @@ SUMMARY_COLUMNS = [
     "ci_high",
     "p_value_holm",
     "leakage",
+    "null_mean",
+    "null_q95",
+    "p_null",
 ]
 
 
@@ -228,7 +261,20 @@ def leakage_frames(
         r = leakage_result(labels)
         tables.append(r.table.assign(model=model, on=on))
         summary += [
-            (model, on, w.label, w.segment, w.auc, w.ci_low, w.ci_high, w.p_value_holm, w.leakage)
+            (
+                model,
+                on,
+                w.label,
+                w.segment,
+                w.auc,
+                w.ci_low,
+                w.ci_high,
+                w.p_value_holm,
+                w.leakage,
+                w.null_mean,
+                w.null_q95,
+                w.p_null,
+            )
             for w in (r.benign, r.malignant)
             if w is not None
         ]

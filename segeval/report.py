@@ -19,6 +19,7 @@ import pandas as pd
 
 from segeval import plots
 from segeval.audit import MIN_POSITIVES, DataAudit
+from segeval.engine import NULL_PERMUTATIONS
 from segeval.evaluation import Evaluation
 from segeval.io import json_text, to_jsonable, write_files
 from segeval.registry import get_metric
@@ -180,6 +181,7 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
             metric_labels={spec.name: spec.label for spec in specs},
             hints=hints(context),
             min_positives=MIN_POSITIVES,
+            null_permutations=NULL_PERMUTATIONS,
         )
     )
 

@@ -36,6 +36,7 @@ SCORECARD_COLUMNS = [
     "segment_bias_validation",
     "leakage_benign",
     "leakage_segment",
+    "leakage_null_q95",
     "op_spread_max",
     "op_spread_threshold",
 ]
@@ -80,7 +81,8 @@ def scorecard(
       when there is no such run);
     - ``leakage_benign``: segment leakage among the benign images of the evaluated set, the
       ``|AUC − 0.5|`` of ``leakage_segment``, the segment the score tells apart most (NaN
-      without segments);
+      without segments), and ``leakage_null_q95`` the 95th percentile of that number with the
+      segments permuted within the label (what it reaches without any segment shift);
     - ``op_spread_max``: the largest OP spread over the thresholds (NaN when undefined), at
       ``op_spread_threshold``;
     - for each headline metric ``m`` (sensitivity at a fixed specificity, PPV…): ``m`` and its
@@ -206,6 +208,7 @@ def recipe_scorecard(
         flags = [bool(f) for f in mine.segment_bias_test if f is not None]
         spreads = pd.to_numeric(mine.op_spread_max, errors="coerce").dropna()
         leaks = pd.to_numeric(mine.leakage_benign, errors="coerce").dropna()
+        nulls = pd.to_numeric(mine.leakage_null_q95, errors="coerce").dropna()
         auc = pd.to_numeric(mine.auc, errors="coerce")
         rows.append(
             {
@@ -215,6 +218,7 @@ def recipe_scorecard(
                 "segment_bias_test": sum(flags) if flags else None,
                 "segment_bias_validation": _flag(diagnostics, recipe, "validation, last step"),
                 "leakage_benign": float(leaks.mean()) if len(leaks) else None,
+                "leakage_null_q95": float(nulls.mean()) if len(nulls) else None,
                 "leakage_segment": _most_frequent(mine.leakage_segment),
                 "op_spread_max": float(spreads.mean()) if len(spreads) else None,
                 "n_runs": len(pairs),
@@ -233,7 +237,11 @@ def _leakage(model: str, summary: pd.DataFrame) -> dict[str, Any]:
     ]
     if not len(rows):
         return {}
-    return {"leakage_benign": rows.leakage.iloc[0], "leakage_segment": rows.segment.iloc[0]}
+    return {
+        "leakage_benign": rows.leakage.iloc[0],
+        "leakage_segment": rows.segment.iloc[0],
+        "leakage_null_q95": rows.null_q95.iloc[0],
+    }
 
 
 def _flag(diagnostics: pd.DataFrame, model: str, on: str) -> bool | None:

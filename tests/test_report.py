@@ -179,7 +179,8 @@ def test_scorecard_shows_the_json_numbers(report):
         assert row[4] == " / ".join(
             "no log" if b is None else "flagged" if b else "no" for b in bias
         )
-        assert row[5] == f"{fmt(r['leakage_benign'])} {r['leakage_segment']}"
+        null = f"{r['leakage_null_q95']:.2f}"  # its permutation error is about 0.01
+        assert row[5] == f"{fmt(r['leakage_benign'])} {r['leakage_segment']} null {null}"
         better, worse, n = (r[f"n_segments_{k}"] for k in ("better", "worse", "compared"))
         assert row[6] == f"{better} / {worse} of {n}"
         worst = f"{r['worst_segment']} {signed(r['worst_delta_auc'])}, {r['worst_verdict_holm']}"
