@@ -93,7 +93,9 @@ def validation_leakage(run_dir: Path, model: str, seed: int, n_boot: int) -> pd.
             clusters=val.patient_id,
             seed=seed,
         )
-    return result.table.assign(model=model, seed=seed)
+    # The summary's permutation null per label, to read the leakage against (not against 0).
+    nulls = {s.label: s.null_q95 for s in (result.benign, result.malignant) if s is not None}
+    return result.table.assign(model=model, seed=seed, null_q95=result.table.label.map(nulls))
 
 
 def main() -> None:

@@ -4,8 +4,8 @@ Run:  python examples/demo.py --seeds 5 --out demo5
       python examples/seeds_effect.py demo5
 
 Prints three Markdown tables, every interval over the test images *and* the training seeds
-(two-level bootstrap, :func:`segeval.bootstrap_delta_auc_runs`; 1000 resamples of whole
-patients, seed 0):
+(:func:`segeval.bootstrap_delta_auc_runs`: Δ ± t·SE with the image bootstrap variance and the
+between-seed variance; 1000 resamples of whole patients, seed 0):
 
 1. every strategy against the ``single_S1Ma`` baseline, globally (the report's "Across
    training seeds" rows, with each seed's ΔAUC);
@@ -102,22 +102,25 @@ def leakage(folder: Path, report: dict) -> None:
     worst = val.loc[val.groupby(["model", "seed"]).leak.idxmax()]
     test = pd.DataFrame(report["leakage_runs"]).query("label == 'benign' and on == 'evaluated set'")
     # Leakage = |AUC − 0.5| (no pipes in a Markdown table's header).
-    print("| model | validation leakage, mean (range) | seeds apart | segment (seeds) | "
-          "test leakage, mean (range) | seeds apart |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| model | validation leakage, mean (range) | null 95th pct., mean | seeds apart | "
+          "segment (seeds) | test leakage, mean (range) | null 95th pct., mean | "
+          "seeds apart |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for model, group in test.set_index("model").iterrows():
         mine = worst[worst.model == model]
         if len(mine):
             seg = "; ".join(f"{s} ×{n}" for s, n in mine.segment.value_counts().items())
+            null = mine.null_q95.mean() if "null_q95" in mine else float("nan")
             on_val = (
                 f"{mine.leak.mean():.3f} ({mine.leak.min():.3f} to {mine.leak.max():.3f}) | "
-                f"{int((mine.p_value_holm < 0.05).sum())} of {len(mine)} | {seg}"
+                f"{null:.3f} | {int((mine.p_value_holm < 0.05).sum())} of {len(mine)} | {seg}"
             )
         else:
-            on_val = "one segment | – | –"
+            on_val = "one segment | – | – | –"
         print(
             f"| {model} | {on_val} | {group.leakage_mean:.3f} ({group.leakage_min:.3f} to "
-            f"{group.leakage_max:.3f}) | {group.n_runs_significant} of {group.n_runs} |"
+            f"{group.leakage_max:.3f}) | {group.null_q95_mean:.3f} | "
+            f"{group.n_runs_significant} of {group.n_runs} |"
         )
 
 

@@ -292,6 +292,7 @@ RUNS_SUMMARY_COLUMNS = [
     "leakage_min",
     "leakage_max",
     "n_runs_significant",
+    "null_q95_mean",
     "segments",
 ]
 
@@ -306,8 +307,9 @@ def leakage_over_runs(
     ``summary`` is the per-run summary of :func:`leakage_frames` (runs as evaluated models);
     ``recipes`` maps a model to its (run, evaluated model) pairs. Per model and label: the mean,
     least and largest ``|AUC − 0.5|`` over the runs, how many runs set a segment apart
-    (``p_value_holm < alpha``), and the segments farthest from 0.5 with how many runs each,
-    most frequent first (``"(S4, Mc) ×3; (S5, Mc) ×2"``).
+    (``p_value_holm < alpha``), the mean over the runs of the permutation null's 95th percentile
+    (``null_q95_mean``: what the leakage reaches without any shift), and the segments farthest
+    from 0.5 with how many runs each, most frequent first (``"(S4, Mc) ×3; (S5, Mc) ×2"``).
     """
     rows = []
     for recipe, pairs in recipes.items():
@@ -327,6 +329,7 @@ def leakage_over_runs(
                     float(defined.min()) if defined.size else np.nan,
                     float(defined.max()) if defined.size else np.nan,
                     int((group.p_value_holm < alpha).sum()),
+                    float(group.null_q95.mean()),
                     "; ".join(f"{s} ×{n}" for s, n in counts.items()),
                 )
             )
