@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,11 +47,11 @@ class FamilyCodes:
 
 
 class _Sorted:
-    """Rows sorted by (group code, score rank): positions of the positives and their ties.
+    """The rows of some groups, positives and negatives apart, each sorted by (group, score).
 
-    ``below(w_sorted)`` gives, for every positive (in sorted order), the weight of the
-    negatives of its own group scored below it, ties counting one half, plus the cumulative sum
-    it read (for the per-group start values).
+    Rows are positions in the whole set's score order, so reading the weights of one group is a
+    forward pass through that order. ``within(wg)`` gives, per group, U(G, G), W+(G) and W-(G),
+    and per positive its weight and the weight of its group's negatives below it (ties one half).
     """
 
     def __init__(
@@ -58,40 +59,45 @@ class _Sorted:
     ) -> None:
         n_ranks = int(rank.max()) + 1 if rank.size else 1
         key = group.astype(np.int64) * n_ranks + rank
-        order = np.argsort(key, kind="stable")
-        self.rows = rows[order]
-        key = key[order]
-        is_pos = y[self.rows] == 1
-        self.neg = (~is_pos).astype(np.float64)
-        self.pos_at = np.flatnonzero(is_pos)
-        self.pos_group = group[order][self.pos_at]
-        self.lo = np.searchsorted(key, key[self.pos_at], side="left")
-        hi = np.searchsorted(key, key[self.pos_at], side="right")
-        # Ties between a positive and a negative of the same group need the half correction.
-        cum_neg = np.concatenate([[0], np.cumsum(self.neg)])
-        self.tied = np.flatnonzero(cum_neg[hi] != cum_neg[self.lo])
+        is_pos = y == 1
+        neg_order = np.argsort(key[~is_pos], kind="stable")
+        pos_order = np.argsort(key[is_pos], kind="stable")
+        neg_key = key[~is_pos][neg_order]
+        pos_key = key[is_pos][pos_order]
+        self.neg_rows = rows[~is_pos][neg_order]
+        self.pos_rows = rows[is_pos][pos_order]
+        self.pos_group = group[is_pos][pos_order]
+        self.lo = np.searchsorted(neg_key, pos_key, side="left")
+        hi = np.searchsorted(neg_key, pos_key, side="right")
+        # Only positives tied with a negative of their group need the half correction.
+        self.tied = np.flatnonzero(hi != self.lo)
         self.tied_lo = self.lo[self.tied]
         self.tied_hi = hi[self.tied]
-        k = int(group.max()) + 1 if group.size else 0
-        self.starts = np.searchsorted(key, np.arange(k, dtype=np.int64) * n_ranks, side="left")
-        self.ends = np.searchsorted(key, np.arange(1, k + 1, dtype=np.int64) * n_ranks, "left")
-        self.k = k
+        self.k = int(group.max()) + 1 if group.size else 0
+        bounds = np.arange(self.k + 1, dtype=np.int64) * n_ranks
+        edges = np.searchsorted(neg_key, bounds, side="left")
+        self.starts, self.ends = edges[:-1], edges[1:]
 
-    def within(self, w: Weights) -> tuple[NDArray[np.float64], ...]:
-        """Per group: U(G, G), W+(G), W-(G); and per positive: its weight and negatives below."""
-        ws = w[self.rows]
-        cs = np.empty(ws.size + 1)
-        cs[0] = 0.0
-        np.cumsum(ws * self.neg, out=cs[1:])
-        wp = ws[self.pos_at]
+    def within(self, wg: NDArray[Any]) -> tuple[NDArray[Any], ...]:
+        """Per group: U(G, G), W+(G), W-(G); per positive: its weight and the negatives strictly
+        below; and the negatives' cumulative sum (ties are read off it).
+
+        ``wg`` may hold small integers (bootstrap counts, the fast path: the gathers move a
+        quarter of the bytes and the cumulative sum is exact in int64) or any floats.
+        """
+        acc = np.int64 if wg.dtype.kind in "iu" else np.float64
+        cs = np.zeros(self.neg_rows.size + 1, dtype=acc)
+        np.cumsum(np.take(wg, self.neg_rows), out=cs[1:], dtype=acc)
+        wp = np.take(wg, self.pos_rows)
         below = np.take(cs, self.lo, mode="clip")
+        w_pos = np.bincount(self.pos_group, weights=wp, minlength=self.k)
+        u = np.bincount(self.pos_group, weights=wp * below, minlength=self.k)
         if self.tied.size:
-            below[self.tied] += 0.5 * (cs[self.tied_hi] - cs[self.tied_lo])
-        w_pos = np.bincount(self.pos_group, weights=wp, minlength=self.k).astype(np.float64)
-        u = np.bincount(self.pos_group, weights=wp * below, minlength=self.k).astype(np.float64)
-        u = u - w_pos * cs[self.starts]
-        w_neg = cs[self.ends] - cs[self.starts]
-        return u, w_pos, w_neg, wp, below
+            half = wp[self.tied] * (cs[self.tied_hi] - cs[self.tied_lo])
+            u += 0.5 * np.bincount(self.pos_group[self.tied], weights=half, minlength=self.k)
+        u -= w_pos * cs[self.starts]
+        w_neg = (cs[self.ends] - cs[self.starts]).astype(np.float64)
+        return u, w_pos, w_neg, wp, below, cs
 
 
 class SliceAUCKernel:
@@ -108,46 +114,49 @@ class SliceAUCKernel:
         y_score: NDArray[np.float64],
         families: Sequence[FamilyCodes],
     ) -> None:
-        y = np.asarray(y_true)
-        _, rank = np.unique(y_score, return_inverse=True)
+        # Everything is indexed by position in score order: go[p] is the row at position p.
+        self.go = np.argsort(y_score, kind="stable")
+        _, rank = np.unique(y_score[self.go], return_inverse=True)
         rank = rank.reshape(-1).astype(np.intp)
-        every = np.arange(y.size)
-        self.whole = _Sorted(every, np.zeros(y.size, dtype=np.intp), rank, y)
-        # Rows of the whole set in its sorted order, positives and negatives apart, to attribute
-        # the global per-row pair counts to each family's slices.
-        rows = self.whole.rows
-        self.pos_rows = rows[self.whole.pos_at]
-        self.neg_at = np.flatnonzero(y[rows] == 0)
-        self.neg_rows = rows[self.neg_at]
-        # Positives' cumulative weights, read at each negative: the positives below it.
-        ordered = y_score[rows]
-        pos_scores = ordered[self.whole.pos_at]
-        self.neg_lo = np.searchsorted(pos_scores, ordered[self.neg_at], side="left")
-        self.neg_hi = np.searchsorted(pos_scores, ordered[self.neg_at], side="right")
+        y = np.asarray(y_true)[self.go]
+        n = y.size
+        self.whole = _Sorted(np.arange(n), np.zeros(n, dtype=np.intp), rank, y)
+        # Each negative's positives below (ties one half), from the positives' cumulative sum.
+        pos_rank = rank[self.whole.pos_rows]
+        neg_rank = rank[self.whole.neg_rows]
+        self.neg_lo = np.searchsorted(pos_rank, neg_rank, side="left")
+        self.neg_hi = np.searchsorted(pos_rank, neg_rank, side="right")
         self.families = []
         for fam in families:
-            kept = np.flatnonzero(fam.codes < fam.k)
-            sorted_ = _Sorted(kept, fam.codes[kept], rank[kept], y)
+            codes = fam.codes[self.go]
+            kept = np.flatnonzero(codes < fam.k)
+            sorted_ = _Sorted(kept, codes[kept], rank[kept], y[kept])
             self.families.append(
-                (fam.k, sorted_, fam.codes[self.pos_rows], fam.codes[self.neg_rows])
+                (fam.k, sorted_, codes[self.whole.pos_rows], codes[self.whole.neg_rows])
             )
         self.n_slices = sum(fam.k for fam in families)
 
     def __call__(self, w: Weights, total: float | None = None) -> NDArray[np.float64]:
         """AUC(S) for every slice, then AUC(not S), for row weights ``w``."""
-        u_all, w_pos_all, w_neg_all, wp, below = self.whole.within(w)
+        wg = _compact(np.take(w, self.go))
+        u_all, w_pos_all, w_neg_all, wp, below, cs_neg = self.whole.within(wg)
         pos_all, neg_all = float(w_pos_all[0]), float(w_neg_all[0])
-        from_pos = wp * below  # each positive: its weight x the negatives below it
+        whole = self.whole
+        # Each positive: its weight x the negatives below it (ties one half).
+        from_pos = (wp * below).astype(np.float64)
+        if whole.tied.size:
+            from_pos[whole.tied] += (
+                0.5 * wp[whole.tied] * (cs_neg[whole.tied_hi] - cs_neg[whole.tied_lo])
+            )
         # Each negative: its weight x the positives above it (ties one half).
-        cs = np.empty(wp.size + 1)
-        cs[0] = 0.0
-        np.cumsum(wp, out=cs[1:])
-        wn = w[self.neg_rows]
+        cs = np.zeros(wp.size + 1)
+        np.cumsum(wp, out=cs[1:], dtype=np.float64)
+        wn = np.take(wg, whole.neg_rows)
         from_neg = wn * (pos_all - 0.5 * (cs[self.neg_lo] + cs[self.neg_hi]))
         out = np.empty(2 * self.n_slices)
         start = 0
         for k, fam, pos_code, neg_code in self.families:
-            u_in, w_pos, w_neg, _, _ = fam.within(w)
+            u_in, w_pos, w_neg, *_ = fam.within(wg)
             u_pos = np.bincount(pos_code, weights=from_pos, minlength=k + 1)[:k]
             u_neg = np.bincount(neg_code, weights=from_neg, minlength=k + 1)[:k]
             u_out = float(u_all[0]) - u_pos - u_neg + u_in
@@ -158,6 +167,15 @@ class SliceAUCKernel:
             )
             start += k
         return out
+
+
+def _compact(w: NDArray[np.float64]) -> NDArray[Any]:
+    """Bootstrap counts as int16 (exact, and a quarter of the bytes to gather); else as is."""
+    if w.size and w.min() >= 0 and w.max() < 2**15:
+        small = w.astype(np.int16)
+        if np.array_equal(small, w):
+            return small
+    return w
 
 
 def _ratio(numerator: NDArray[np.float64], pairs: NDArray[np.float64]) -> NDArray[np.float64]:
