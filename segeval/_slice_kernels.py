@@ -91,7 +91,9 @@ class _Sorted:
         wp = np.take(wg, self.pos_rows)
         below = np.take(cs, self.lo, mode="clip")
         w_pos = np.bincount(self.pos_group, weights=wp, minlength=self.k)
-        u: NDArray[np.float64] = np.bincount(self.pos_group, weights=wp * below, minlength=self.k)
+        u = np.asarray(
+            np.bincount(self.pos_group, weights=wp * below, minlength=self.k), dtype=np.float64
+        )
         if self.tied.size:
             half = wp[self.tied] * (cs[self.tied_hi] - cs[self.tied_lo])
             u += 0.5 * np.bincount(self.pos_group[self.tied], weights=half, minlength=self.k)

@@ -261,7 +261,10 @@ def explained_by(
 ) -> list[int | None]:
     """For each flagged slice, the slice that explains it, else None (minimal description).
 
-    Two rules, both tested on the shared resamples (:func:`worse_p` at ``alpha``):
+    Two rules, both tested on the shared resamples (:func:`worse_p`), each comparison at
+    ``alpha / m`` with m the number of (slice, flagged ancestor) pairs (Bonferroni): with many
+    refinements of a failing slice, one of them is always worst by chance, and the shorter
+    description should win unless the longer one clearly adds to it.
 
     1. *Up*: a flagged ancestor A (a subset of the conditions) explains a flagged slice S unless
        S is significantly worse than A. Of the ancestors that explain S, the worst (lowest
@@ -275,10 +278,12 @@ def explained_by(
     """
     out: list[int | None] = [None] * flagged.size
     ancestors = lattice.ancestors()
+    pairs = sum(int(flagged[ancestors[s]].sum()) for s in np.flatnonzero(flagged).tolist())
+    level = alpha / max(pairs, 1)
     for s in np.flatnonzero(flagged).tolist():
         best: tuple[float, int] | None = None
         for a in ancestors[s]:
-            explains = flagged[a] and worse_p(s, a, estimate, draws) >= alpha
+            explains = flagged[a] and worse_p(s, a, estimate, draws) >= level
             if explains and (best is None or estimate[a] < best[0]):
                 best = (float(estimate[a]), a)
         out[s] = None if best is None else best[1]
@@ -299,7 +304,7 @@ def explained_by(
                 and any(x.startswith(column) for x in conds - lattice.conditions[parent])
             ]
             if not any(flagged[i] for i in siblings) and (
-                worse_p(c, parent, estimate, draws) < alpha
+                worse_p(c, parent, estimate, draws) < level
             ):
                 out[parent] = c
     return out
