@@ -18,10 +18,12 @@ Westfall–Young step-down max-T over the centred draws controls the family-wise
 overlapping, nested slices; ``"bh"``/``"by"`` control the false discovery rate (Benjamini–
 Hochberg; Benjamini–Yekutieli under any dependence) on the per-slice normal p-values.
 
-A flagged slice is *reported* only if no flagged ancestor (a slice with a subset of its
-conditions) explains it: it must be significantly worse than each flagged ancestor
-(:func:`segeval.slices.explained_by`). Pruning only removes flagged slices, so the reported set
-keeps the error control of the flagged set.
+A flagged slice is *reported* only if nothing explains it (:func:`segeval.slices.explained_by`):
+it must be significantly worse than each flagged ancestor (a slice with a subset of its
+conditions), and it gives way to a refinement by one condition that is significantly worse
+when no sibling of that refinement is flagged (``site=B`` flagged only because ``site=B &
+view=MLO`` fails). Pruning only removes flagged slices, so the reported set keeps the error
+control of the flagged set.
 
 Ranking. Reported slices are ranked by the upper bound of the CI of their statistic (most
 surely bad first), not by the point estimate nor by the p-value. A small slice's point estimate

@@ -127,8 +127,9 @@ def test_baseline_mode_tests_the_paired_delta_inside_slices():
     good = base.label == 1
     # The baseline is good everywhere: 'new' is worse than it only where 'new' is weak.
     base.loc[:, "score"] = np.where(good, 0.8, 0.2) * 0.5 + 0.5 * base.score
-    found = discover(pd.concat([base, weak]), "site,view", model="new", baseline="base",
-                     order=2, n_boot=200)
+    found = discover(
+        pd.concat([base, weak]), "site,view", model="new", baseline="base", order=2, n_boot=200
+    )
     assert found.settings["estimand"].startswith("AUC(model, slice) - AUC(baseline")
     assert "auc_baseline" in found.slices.columns
     assert "site=B & view=MLO" in set(found.reported.slice)
@@ -168,7 +169,9 @@ def test_cli_writes_the_table_and_exits_2_on_bad_input(tmp_path):
     cmd = [sys.executable, "-m", "segeval.cli", "discover", "--preds", str(path)]
     done = subprocess.run(
         [*cmd, "--columns", "site,view", "--order", "2", "--n-boot", "100", "--out", str(out)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(out)
