@@ -17,6 +17,7 @@ from segeval.bootstrap import (
     bootstrap_wll,
 )
 from segeval.delong import DeLongAUCResult, DeLongTestResult, delong_auc_ci, delong_delta_auc_test
+from segeval.discover import Discovery, discover
 from segeval.evaluation import Evaluation, evaluate
 from segeval.leakage import LeakageResult, segment_leakage
 from segeval.metrics import (
@@ -51,6 +52,7 @@ __all__ = [
     "DeLongAUCResult",
     "DeLongTestResult",
     "DeltaAUCResult",
+    "Discovery",
     "Evaluation",
     "InputError",
     "LeakageResult",
@@ -69,6 +71,7 @@ __all__ = [
     "calibration_slope",
     "delong_auc_ci",
     "delong_delta_auc_test",
+    "discover",
     "evaluate",
     "holm",
     "npv",

@@ -1,4 +1,4 @@
-"""The ``segeval`` command: ``report``, ``audit`` and ``synth-preds``.
+"""The ``segeval`` command: ``report``, ``discover``, ``audit`` and ``synth-preds``.
 
 The CLI parses options, calls the library and writes files; bad input ends with one sentence on
 stderr and exit code 2, never a traceback.
@@ -97,7 +97,83 @@ def build_parser() -> argparse.ArgumentParser:
         help="operating-point thresholds (default: 0.2,0.4,0.6,0.8)",
     )
     rep.add_argument(
+        "--discover",
+        metavar="COLS",
+        help="also search the slices of these metadata columns (up to 3 at a time) where each "
+        "model's AUC is worse than on the rest, as `segeval discover` does with its defaults; "
+        "a section of the report and STEM_discovery.csv",
+    )
+    rep.add_argument(
         "--out", default="report.html", type=Path, help="HTML file to write (default: report.html)"
+    )
+
+    dis = sub.add_parser(
+        "discover",
+        help="find the metadata slices where a model's AUC is worse, with family-wise control",
+        description="Test every conjunction of up to ORDER metadata columns (both classes "
+        "present at MIN_SUPPORT inside the slice and outside it): AUC of the slice vs its "
+        "complement (or, with --baseline, the paired ΔAUC inside the slice), bootstrap CIs on "
+        "shared resamples, Westfall-Young max-T (or BH/BY) over all slices, and only the "
+        "slices no flagged ancestor or refinement explains. Prints the reported slices and "
+        "writes every tested slice to OUT.",
+    )
+    dis.add_argument(
+        "--preds",
+        action="extend",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="predictions files, Parquet or CSV, with the metadata columns",
+    )
+    dis.add_argument(
+        "--columns",
+        required=True,
+        metavar="COLS",
+        help="metadata columns, comma-separated; bin a number at fixed cut points with "
+        "name:e1,e2 or name=e1,e2 (e.g. site,view,age=50,60,70)",
+    )
+    dis.add_argument("--model", help="model to audit (default: the only one)")
+    dis.add_argument(
+        "--baseline",
+        metavar="MODEL",
+        help="test the paired ΔAUC of --model against this model inside each slice",
+    )
+    dis.add_argument(
+        "--order", type=positive_int, default=3, help="most conditions in a slice (default: 3)"
+    )
+    dis.add_argument(
+        "--min-support",
+        type=positive_int,
+        default=20,
+        help="least positives and negatives inside a slice and outside it (default: 20)",
+    )
+    dis.add_argument(
+        "--method",
+        choices=("max-t", "bh", "by"),
+        default="max-t",
+        help="max-t: family-wise error (Westfall-Young step-down, default); bh / by: false "
+        "discovery rate (Benjamini-Hochberg / -Yekutieli)",
+    )
+    dis.add_argument("--alpha", type=level, default=0.05, help="error level (default: 0.05)")
+    dis.add_argument(
+        "--margin",
+        type=float,
+        default=0.0,
+        help="flag a slice only if worse by more than this AUC difference (default: 0)",
+    )
+    dis.add_argument(
+        "--cluster", metavar="COL", help="resample whole clusters of this column (e.g. patient_id)"
+    )
+    dis.add_argument(
+        "--n-boot", type=positive_int, default=1000, help="bootstrap resamples (default: 1000)"
+    )
+    dis.add_argument("--ci", type=level, default=0.95, help="confidence level (default: 0.95)")
+    dis.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    dis.add_argument(
+        "--out",
+        default="slices.csv",
+        type=Path,
+        help="every tested slice: .csv, or .json with the settings (default: slices.csv)",
     )
 
     aud = sub.add_parser(
@@ -163,6 +239,7 @@ def _report(args: argparse.Namespace) -> None:
             seed=args.seed,
             thresholds=args.thresholds,
             progress=progress,
+            discover=args.discover,
         )
     provenance = evaluation.provenance | {
         "command": shlex.join(["segeval", *args.argv]),
@@ -170,6 +247,59 @@ def _report(args: argparse.Namespace) -> None:
     }
     for path in replace(evaluation, provenance=provenance).write(args.out):
         print(printable(f"wrote {path}"))
+
+
+def _discover(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from segeval.discover import discover
+    from segeval.io import read_predictions
+
+    if args.out.suffix.lower() not in (".csv", ".json"):
+        raise InputError(f"--out must end in .csv or .json; got {str(args.out)!r}.")
+    preds = read_predictions(args.preds)
+    with tqdm(desc="bootstrap", unit="resample", total=args.n_boot, disable=None) as bar:
+        found = discover(
+            preds,
+            args.columns,
+            model=args.model,
+            baseline=args.baseline,
+            order=args.order,
+            min_support=args.min_support,
+            method=args.method,
+            alpha=args.alpha,
+            margin=args.margin,
+            n_boot=args.n_boot,
+            ci=args.ci,
+            cluster=args.cluster,
+            seed=args.seed,
+            progress=bar.update,
+        )
+    s = found.settings
+    print(
+        printable(
+            f"{s['n_tested']} slices tested ({s['support_rule']}; {s['n_too_small']} too small, "
+            f"{s['n_duplicate']} duplicates), estimand {s['estimand']}, {s['method']} at "
+            f"{s['alpha']}: {len(found.reported)} reported"
+        )
+    )
+    if len(found.reported):
+        shown = found.reported[
+            [
+                "rank",
+                "slice",
+                "n",
+                "prevalence",
+                "auc",
+                "auc_ci_low",
+                "auc_ci_high",
+                "stat",
+                "p_adjusted",
+            ]
+        ]
+        print(printable(shown.round(4).to_string(index=False)))
+    found.write(args.out)
+    print(printable(f"wrote {args.out}"))
 
 
 def _audit(args: argparse.Namespace) -> None:
@@ -230,7 +360,11 @@ def _synth(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the report records its command
-    return run("segeval", args, {"report": _report, "audit": _audit, "synth-preds": _synth})
+    return run(
+        "segeval",
+        args,
+        {"report": _report, "discover": _discover, "audit": _audit, "synth-preds": _synth},
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import html
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,9 @@ class Evaluation:
         (:func:`segeval.bootstrap_delta_auc_runs`), with Holm; and each run's ΔAUC against the
         mean AUC of the baseline's runs. Each run is also evaluated as a model of its own,
         named ``"model [run r]"``, in the other tables (compared with the baseline's first run).
+    discovery : DataFrame
+        With ``discover=``: the reported slices of each model (:func:`segeval.discover`), a
+        ``model`` column first; the settings of the search in ``settings["discovery"]``.
     settings, provenance : dict
         The options of the run; segeval's version, the date, the command line and the input
         files (path, sha256, rows) behind the numbers.
@@ -116,6 +119,7 @@ class Evaluation:
     run_deltas: pd.DataFrame = field(default_factory=pd.DataFrame)
     scorecard: pd.DataFrame = field(default_factory=pd.DataFrame)
     deltas: pd.DataFrame = field(default_factory=pd.DataFrame)
+    discovery: pd.DataFrame = field(default_factory=pd.DataFrame)
     settings: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -145,6 +149,7 @@ class Evaluation:
                 "leakage_runs": self.leakage_runs,
                 "recipe_comparisons": self.recipe_comparisons,
                 "run_deltas": self.run_deltas,
+                "discovery": self.discovery,
             }
         )
         return out
@@ -238,6 +243,7 @@ def evaluate(
     validation_predictions: Mapping[str, Any] | None = None,
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    discover: str | Sequence[str] | None = None,
 ) -> Evaluation:
     """Evaluate every model of a predictions table globally and per segment.
 
@@ -277,6 +283,9 @@ def evaluate(
         written by ``segtrain fit``): their segment leakage (rows ``on == "validation"``).
     progress : callable, optional
         ``progress(done, total)`` as resamples complete.
+    discover : str or list of str, optional
+        Metadata columns whose slices are searched for each model (:func:`segeval.discover`
+        with its defaults, on this bootstrap's size, seed and clusters): frame ``discovery``.
 
     Returns
     -------
@@ -311,7 +320,36 @@ def evaluate(
         training=training,
         validation_predictions=validation_predictions,
     )
-    return _assemble(plan, _statistics(plan, progress), seed=seed)
+    evaluation = _assemble(plan, _statistics(plan, progress), seed=seed)
+    if discover is None:
+        return evaluation
+    return _with_discovery(evaluation, plan, discover, seed)
+
+
+def _with_discovery(
+    evaluation: Evaluation, plan: _Plan, columns: str | Sequence[str], seed: SeedLike
+) -> Evaluation:
+    """The evaluation with the reported slices of every model (``discover=``)."""
+    from segeval.discover import discover
+
+    tables, settings = [], {}
+    for model in plan.models:
+        found = discover(
+            plan.preds,
+            columns,
+            model=model,
+            n_boot=plan.options.n_boot,
+            ci=plan.options.ci,
+            cluster=plan.cluster,
+            seed=seed,
+        )
+        tables.append(found.reported.assign(model=model))
+        settings = {k: v for k, v in found.settings.items() if k not in ("model", "baseline")}
+    frame = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    frame = frame[["model", *(c for c in frame.columns if c != "model")]]
+    return replace(
+        evaluation, discovery=frame, settings=evaluation.settings | {"discovery": settings}
+    )
 
 
 @dataclass(frozen=True)

@@ -218,6 +218,7 @@ def write_report(evaluation: Evaluation, out: str | Path) -> list[Path]:
         "leakage_runs": evaluation.leakage_runs,
         "recipe_comparisons": evaluation.recipe_comparisons,
         "run_deltas": evaluation.run_deltas,
+        "discovery": evaluation.discovery,
     }
     for name, table in tables.items():
         if len(table):

@@ -53,6 +53,8 @@ def test_statistics_do_not_import_the_layers_above():
     upper = {"segeval.cli", "segeval.cliutils", "segeval.report", "segeval.evaluate", "segeval.io"}
     for name in (
         "_kernels",
+        "_slice_kernels",
+        "slices",
         "validation",
         "metrics",
         "resampling",
