@@ -653,17 +653,18 @@ def _runs(
     The image resamples are shared by every run (the runs' AUC draws). ΔAUC's variance over
     new test sets *and* new seeds has two parts: the image part, the bootstrap variance of the
     difference of the run means (images resampled, runs fixed), and the seed part, each recipe's
-    between-seed variance of a run's AUC divided by its number of runs. The seed part is
-    estimated by the method of moments on the crossed (run x image) design: the spread of the
-    runs' AUCs on the test set (ddof 1) holds the seed variance *and* each run's own image noise,
-    which the image part already counts; that noise is the image-bootstrap variance of one run's
-    AUC minus its covariance with another run's, and is subtracted (truncated at 0). Resampling
+    between-seed variance of a run's AUC divided by its number of runs. Both come from the
+    method of moments on the crossed (run x image) design: the spread of the runs' AUCs on the
+    test set (ddof 1) holds the seed variance *and* each run's own image noise, which the image
+    part counts too; that noise (the image-bootstrap variance of one run's AUC minus its
+    covariance with another run's) is taken out of the image part, known precisely, so that the
+    spread carries the seeds' uncertainty alone (see :func:`_seed_interval`). Resampling
     both runs and images instead (the "pigeonhole" bootstrap) counts that noise twice and
     deflates the seed variance by (R−1)/R: Owen (2007), "The pigeonhole bootstrap", Ann. Appl.
     Stat. 1:386–411; McCullagh (2000), "Resampling and exchangeable arrays", Bernoulli 6:285–301.
-    The seed variance is pooled over both recipes (R_a + R_b − 2 degrees of freedom; a recipe
-    with one run brings none), and the interval is Δ ± t·SE with Satterthwaite's degrees of
-    freedom (the image part has many). With one run each there is no seed variation to
+    The spread is pooled over both recipes (R_a + R_b − 2 degrees of freedom; a recipe with one
+    run brings none), and the interval is Δ ± t·SE with Satterthwaite's degrees of freedom (the
+    image part has many). With one run each there is no seed variation to
     estimate, and the interval is the images-only percentile interval, equal to
     :func:`segeval.bootstrap_delta_auc`.
     """
@@ -705,15 +706,15 @@ def _runs(
     return out
 
 
-def _seed_variance(aucs: NDArray[np.float64], draws: NDArray[np.float64]) -> float | None:
-    """Between-seed variance of one run's AUC (method of moments), or None with one run."""
-    r = aucs.size
+def _run_noise(draws: NDArray[np.float64]) -> float:
+    """Each run's own image noise: the image-bootstrap variance of one run's AUC minus its
+    covariance with another run's (the part of the runs' spread that the images also move);
+    0 with one run (nothing to tell it apart from the images' common part)."""
+    r = draws.shape[1]
     if r < 2:
-        return None
-    spread = float(np.var(aucs, ddof=1))
+        return 0.0
     cov = np.cov(draws, rowvar=False)
-    own = float(np.mean(np.diag(cov)) - (cov.sum() - np.trace(cov)) / (r * (r - 1)))
-    return max(0.0, spread - own)
+    return float(np.mean(np.diag(cov)) - (cov.sum() - np.trace(cov)) / (r * (r - 1)))
 
 
 def _seed_interval(
@@ -723,23 +724,31 @@ def _seed_interval(
     b: tuple[NDArray[np.float64], NDArray[np.float64]],
     ci: float,
 ) -> tuple[float, float, float, float]:
-    """Δ ± t·SE over images and seeds (see :func:`_runs`): low, high, SE and p."""
+    """Δ ± t·SE over images and seeds (see :func:`_runs`): low, high, SE and p.
+
+    SE² = [image-bootstrap variance of Δ − each recipe's run noise / its runs] + s²·(1/R_a +
+    1/R_b), with s² the runs' spread of AUC (ddof 1) pooled over the two recipes: the bracket is
+    the images' common part, known precisely from the resamples; s²/R carries the seeds and the
+    runs' own noise, and all the uncertainty of the estimate, with R_a + R_b − 2 degrees of
+    freedom (Satterthwaite's for the whole). A recipe with one run brings no spread, and its own
+    noise stays in the bracket (conservative).
+    """
     valid = ~np.isnan(images_only) & ~np.isnan(a[1]).any(axis=1) & ~np.isnan(b[1]).any(axis=1)
-    a, b = (a[0], a[1][valid]), (b[0], b[1][valid])
     if valid.sum() < 2:
         nan = float("nan")
         return nan, nan, nan, nan
-    image_part = float(np.var(images_only[valid], ddof=1))
-    # The seed variance pooled over both recipes (as in a two-sample t test): with 3 to 10 runs
-    # each, two noisy estimates and Welch's degrees of freedom made the interval too wide.
-    parts = [(_seed_variance(*x), x[0].size - 1) for x in (a, b)]
-    df_seed = sum(df for v, df in parts if v is not None)
-    pooled = sum(v * df for v, df in parts if v is not None) / df_seed
-    seed_part = pooled * (1 / a[0].size + 1 / b[0].size)
-    se = float(np.sqrt(image_part + seed_part))
-    df = se**4 * df_seed / seed_part**2 if seed_part > 0 else float("inf")
+    (aucs_a, draws_a), (aucs_b, draws_b) = (a[0], a[1][valid]), (b[0], b[1][valid])
+    common = float(np.var(images_only[valid], ddof=1))
+    common -= _run_noise(draws_a) / aucs_a.size + _run_noise(draws_b) / aucs_b.size
+    spreads = [(float(np.var(x, ddof=1)), x.size - 1) for x in (aucs_a, aucs_b) if x.size > 1]
+    df_seed = sum(df for _, df in spreads)
+    pooled = sum(v * df for v, df in spreads) / df_seed
+    seed_part = pooled * (1 / aucs_a.size + 1 / aucs_b.size)
+    variance = max(common, 0.0) + seed_part
+    se = float(np.sqrt(variance))
     if se == 0:
         return estimate, estimate, 0.0, 1.0 if estimate == 0 else 0.0
+    df = variance**2 * df_seed / seed_part**2 if seed_part > 0 else float("inf")
     q = float(student_t.ppf((1 + ci) / 2, df))
     p = float(2 * student_t.sf(abs(estimate) / se, df))
     return estimate - q * se, estimate + q * se, se, p
