@@ -467,26 +467,49 @@ def write_json(path: str | Path, value: Any) -> None:
     write_text(path, json_text(value))
 
 
-def write_files(texts: Mapping[Path, str]) -> None:
-    """Write a set of text files so that a failure leaves the set that was there before whole.
+def write_files(texts: Mapping[Path, str], *, remove: Sequence[Path] = ()) -> None:
+    """Replace a set of files whole or not at all: ``texts`` written, ``remove`` removed.
 
-    Every file is first written to a temporary file beside its target; only when all are written
-    are they moved into place (``os.replace``, atomic per file).
+    Every file is first written to a temporary file beside its target. Then the files already
+    there (the targets, and ``remove``: what an older set had and this one lacks) are moved
+    aside, the new ones moved into place (``os.replace``), and only then the old ones deleted.
+    A failure at any step puts the old set back as it was, and leaves no temporary file.
     """
+    for target in [*texts, *remove]:
+        if target.is_dir():
+            raise InputError(f"{str(target)!r} is a directory; give a file name, e.g. report.html.")
     temps: dict[Path, Path] = {}
+    aside: dict[Path, Path] = {}
+    placed: list[Path] = []
     try:
         for target, text in texts.items():
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            os.close(fd)
-            temps[target] = Path(name)
+            temps[target] = _temp_beside(target)
             temps[target].write_text(text, encoding="utf-8")
-            os.chmod(name, 0o666 & ~_umask())
+            os.chmod(temps[target], 0o666 & ~_umask())
+        for target in [*texts, *remove]:
+            if target.exists() or target.is_symlink():
+                aside[target] = _temp_beside(target, ".old")
+                os.replace(target, aside[target])
         for target, temp in temps.items():
             os.replace(temp, target)
+            placed.append(target)
+    except BaseException:
+        for target in placed:
+            target.unlink(missing_ok=True)
+        for target, old in aside.items():
+            os.replace(old, target)
+        aside.clear()
+        raise
     finally:
-        for temp in temps.values():
-            temp.unlink(missing_ok=True)
+        for path in [*temps.values(), *aside.values()]:
+            path.unlink(missing_ok=True)
+
+
+def _temp_beside(target: Path, kind: str = "") -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f"{kind}.tmp", dir=target.parent)
+    os.close(fd)
+    return Path(name)
 
 
 def file_record(path: str | Path, role: str, rows: int | None = None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from segeval.evaluation import Evaluation
 from segeval.io import json_text, to_jsonable, write_files
 from segeval.registry import get_metric
 from segeval.segments import GLOBAL
+from segeval.validation import InputError
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -199,10 +200,14 @@ def render_audit_html(audit: DataAudit, source: str) -> str:
 def write_report(evaluation: Evaluation, out: str | Path) -> list[Path]:
     """Write ``out`` (HTML), and beside it ``<stem>.json`` and ``<stem>_<table>.csv``.
 
-    Returns the paths written. Everything is rendered and written to temporary files first,
-    then moved into place: a failure leaves the files of an earlier report whole.
+    Returns the paths written. The set replaces an older report of the same name whole or not
+    at all: everything is rendered and written to temporary files first, then moved into place,
+    and the older set's tables that this one lacks are removed (a failure leaves the older set
+    whole).
     """
     out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"The report must be an .html file; got {str(out)!r}.")
     context = report_context(evaluation)
     files: dict[Path, str] = {out.with_suffix(".json"): json_text(context)}
     tables: dict[str, pd.DataFrame] = {
@@ -224,5 +229,6 @@ def write_report(evaluation: Evaluation, out: str | Path) -> list[Path]:
         if len(table):
             files[out.with_name(f"{out.stem}_{name}.csv")] = table.to_csv(index=False)
     files[out] = render_html(context, figures(evaluation))
-    write_files(files)
+    stale = [out.with_name(f"{out.stem}_{name}.csv") for name in tables]
+    write_files(files, remove=[p for p in stale if p not in files and p.exists()])
     return [out, *(p for p in files if p != out)]

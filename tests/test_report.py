@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import warnings
 from html.parser import HTMLParser
 
 import markupsafe
@@ -17,6 +19,7 @@ from segeval.evaluation import evaluate
 from segeval.io import to_jsonable
 from segeval.report import fmt, pct, pval, signed, write_report
 from segeval.synthetic import make_predictions
+from segeval.validation import InputError
 
 SECTIONS = (
     "scorecard",
@@ -337,3 +340,51 @@ def test_scorecard_says_undefined_when_no_spread_can_be_measured(tmp_path):
     html = write_report(ev, tmp_path / "r.html")[0].read_text()
     assert "undefined" in html and "fewer than two segments with both classes" in html
     assert "--cluster patient_id" not in html  # no patient_id column: no hint
+
+
+def _report_set(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_report_set_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """Issue 24: no stale tables of an older set beside the new one; a failure while moving the
+    new set into place leaves the older set as it was; a directory as --out writes nothing."""
+    p = make_predictions(scale=0.05, seed=2)
+    rng = np.random.default_rng(0)
+    with_runs = pd.concat(
+        [p.assign(run=r, score=np.clip(p.score + rng.normal(0, 0.02, len(p)), 0, 1))
+         for r in range(2)], ignore_index=True,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = evaluate(with_runs, segment_by="source", baseline="single_segment", n_boot=10)
+        plain = evaluate(p, segment_by="source", baseline="single_segment", n_boot=10)
+    out = tmp_path / "r.html"
+    write_report(runs, out)
+    assert "r_recipe_comparisons.csv" in _report_set(tmp_path)
+    before = {name: (tmp_path / name).read_bytes() for name in _report_set(tmp_path)}
+    import segeval.io as io_module
+
+    real_replace = os.replace
+
+    def failing(src, dst):
+        if str(dst).endswith("r.html") and ".tmp" in str(src) and ".old" not in str(src):
+            raise PermissionError("cannot replace the HTML")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(io_module.os, "replace", failing)
+    with pytest.raises(PermissionError):
+        write_report(plain, out)
+    monkeypatch.undo()
+    assert {n: (tmp_path / n).read_bytes() for n in _report_set(tmp_path)} == before
+    written = write_report(plain, out)
+    assert sorted(p.name for p in written) == _report_set(tmp_path)  # stale tables removed
+    assert "r_recipe_comparisons.csv" not in _report_set(tmp_path)
+    folder = tmp_path / "dir.html"
+    folder.mkdir()
+    with pytest.raises(InputError, match="is a directory; give a file name"):
+        write_report(plain, folder)
+    assert list(folder.iterdir()) == []
+    assert set(_report_set(tmp_path)) == {p.name for p in written} | {"dir.html"}
+    with pytest.raises(InputError, match=r"must be an \.html file; got '\.'"):
+        plain.write("")
