@@ -121,7 +121,7 @@ def build(
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     ema = ModelEMA(model, config.ema_decay)
     if ctx.world_size > 1:
-        distributed.convert_batchnorm(model)
+        distributed.convert_batchnorm(model, ctx.device)  # in place
     generator = torch.Generator().manual_seed(config.seed * 1000 + ctx.rank)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     state = TrainState(model, ema, optimizer, sampler, generator)
