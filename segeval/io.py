@@ -21,6 +21,31 @@ import pandas as pd
 
 from segeval.validation import InputError, describe_values
 
+__all__ = [
+    "METRICS_LOG_FIELDS",
+    "PREDICTION_COLUMNS",
+    "RECIPE",
+    "atomic_write",
+    "check_columns",
+    "check_label_column",
+    "check_predictions",
+    "check_required_columns",
+    "check_unique_images",
+    "file_record",
+    "json_text",
+    "predictions_file_records",
+    "read_metrics_log",
+    "read_predictions",
+    "read_table",
+    "run_model_name",
+    "to_jsonable",
+    "write_csv",
+    "write_files",
+    "write_json",
+    "write_parquet",
+    "write_text",
+]
+
 PREDICTION_COLUMNS = ("image_id", "label", "score")
 
 
@@ -304,17 +329,33 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    """The process's umask, read once (at import) rather than at every write.
+
+    ``os.umask`` can only read the mask by setting another; done per write, a thread creating a
+    file at that moment (a bootstrap worker, a data loader thread) would get the other mask.
+    Linux shows the mask in /proc/self/status, which reads it without changing it.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -377,7 +418,7 @@ def write_files(texts: Mapping[Path, str]) -> None:
             os.close(fd)
             temps[target] = Path(name)
             temps[target].write_text(text, encoding="utf-8")
-            os.chmod(name, 0o666 & ~_umask())
+            os.chmod(name, 0o666 & ~_UMASK)
         for target, temp in temps.items():
             os.replace(temp, target)
     finally:

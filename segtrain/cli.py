@@ -12,18 +12,23 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
 
-from segeval.cliutils import non_negative_int, positive_int, run
+from segeval.cliutils import non_negative_int, positive_int, printable, run
 from segeval.validation import InputError
 from segtrain.sampling import STRATEGIES
 
+EXIT_SYSTEM_ERROR = 1  # the machine failed (disk full, permission denied), not the input
 EXIT_INTERRUPTED = 130
+
+
+class SystemFailure(Exception):
+    """An OSError of a command: one line and exit code 1, apart from bad input (code 2)."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -526,6 +531,21 @@ def _side_by_side(rows: list[dict[str, object]]) -> pd.DataFrame:
     return counts.join(wide).loc[order].round(3).replace([np.inf], np.nan)
 
 
+def _system_errors_apart(
+    command: Callable[[argparse.Namespace], None],
+) -> Callable[[argparse.Namespace], None]:
+    """``command``, its OSErrors raised as :class:`SystemFailure` (``run`` would call them bad
+    input; files the user named and cannot be read are InputErrors already)."""
+
+    def wrapped(args: argparse.Namespace) -> None:
+        try:
+            command(args)
+        except OSError as exc:
+            raise SystemFailure(str(exc)) from exc
+
+    return wrapped
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -540,7 +560,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "predict": _predict,
     }
     try:
-        return run("segtrain", args, commands)
+        return run("segtrain", args, {args.command: _system_errors_apart(commands[args.command])})
+    except SystemFailure as exc:
+        print(printable(f"segtrain {args.command}: system error: {exc}"), file=sys.stderr)
+        return EXIT_SYSTEM_ERROR
     except KeyboardInterrupt as exc:  # fit's Interrupted says how to resume; prepare's, too
         print(f"segtrain {args.command}: {exc or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED

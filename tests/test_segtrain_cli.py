@@ -161,3 +161,17 @@ def test_synth_and_prepare_bad_input(capsys, tmp_path):
         capsys, "prepare", "--manifest", manifest, "--out", tmp_path / "c", "--workers", "1"
     )
     assert code == 2 and f"The DICOM file '{tmp_path / 'a.dcm'}' cannot be decoded" in err
+
+
+def test_a_system_error_is_one_line_and_code_1_not_bad_input(capsys, manifest, monkeypatch):
+    import segtrain.sampling
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device", "/somewhere")
+
+    monkeypatch.setattr(segtrain.sampling, "plan_table", disk_full)
+    code, _, err = run(capsys, "plan", "--manifest", manifest, "--segment-by", "source")
+    assert code == 1
+    assert err == (
+        "segtrain plan: system error: [Errno 28] No space left on device: '/somewhere'\n"
+    )
