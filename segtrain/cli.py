@@ -23,6 +23,7 @@ from segeval.cliutils import non_negative_int, positive_int, printable, run
 from segeval.validation import InputError
 from segtrain.sampling import STRATEGIES
 
+PLAN_BATCHES = 1000  # segtrain plan shows the expected draws per this many batches
 EXIT_SYSTEM_ERROR = 1  # the machine failed (disk full, permission denied), not the input
 EXIT_INTERRUPTED = 130
 
@@ -72,9 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--strategy",
         action="append",
-        choices=STRATEGIES,
-        help="strategy to show (repeatable; default: all but single-segment, "
-        "and single-segment too with --segment)",
+        choices=list(STRATEGIES),
+        help="strategy to show (repeatable; default: every strategy, single-segment only "
+        "with --segment)",
     )
     plan.add_argument(
         "--segment", help="the DS of the single-segment strategy: (S1, Ma), S1,Ma or S1/Ma"
@@ -162,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--segment-by", metavar="COLS", help="segment columns, e.g. source,manufacturer"
     )
-    fit.add_argument("--strategy", choices=STRATEGIES, help="sampling strategy (default: periodic)")
+    fit.add_argument(
+        "--strategy", choices=list(STRATEGIES), help="sampling strategy (default: periodic)"
+    )
     fit.add_argument(
         "--segment", help="the DS of --strategy single-segment: (S1, Ma), S1,Ma or S1/Ma"
     )
@@ -413,7 +416,7 @@ def _predict(args: argparse.Namespace) -> None:
 def _plan(args: argparse.Namespace) -> None:
     from segeval.io import to_jsonable
     from segtrain.manifest import read_manifest
-    from segtrain.sampling import make_plan, plan_table
+    from segtrain.sampling import check_sampling_input, plan_checked, plan_table
     from segtrain.selection import parse_segment_name
 
     df, segments = read_manifest(
@@ -422,22 +425,20 @@ def _plan(args: argparse.Namespace) -> None:
     assert segments is not None
     if args.segment:
         args.segment = parse_segment_name(args.segment, segments, "--segment")
-    strategies = args.strategy or ["periodic", "balanced-segments", "balanced-labels"]
-    if args.segment and "single-segment" not in strategies:
-        strategies.append("single-segment")
+    strategies = args.strategy or [
+        name for name, spec in STRATEGIES.items() if args.segment or not spec.needs_segment
+    ]
+    y, segments = check_sampling_input(df["label"].to_numpy(), segments)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plans = [
-            make_plan(
-                df["label"].to_numpy(),
-                segments,
-                s,
-                segment=args.segment if s == "single-segment" else None,
+            plan_checked(
+                y, segments, s, segment=args.segment if STRATEGIES[s].needs_segment else None
             )
             for s in strategies
         ]
     notes = sorted({str(w.message) for w in caught})
-    rows = plan_table(plans, batch_size=args.batch_size)
+    rows = plan_table(plans, n_batches=PLAN_BATCHES, batch_size=args.batch_size)
     if args.json:
         print(
             json.dumps(
@@ -519,14 +520,14 @@ def _prepare(args: argparse.Namespace) -> None:
 
 def _side_by_side(rows: list[dict[str, object]]) -> pd.DataFrame:
     """One row per DS: its counts, then (p, period, draws) under each strategy."""
-    table = pd.DataFrame(rows)
-    draws = next(c for c in table.columns if c.startswith("draws_per_"))
-    table = table.rename(columns={"proportion": "p", draws: "draws/" + draws.split("_")[2]})
+    draws = f"draws/{PLAN_BATCHES}"
+    table = pd.DataFrame(rows).rename(
+        columns={"proportion": "p", f"draws_per_{PLAN_BATCHES}_batches": draws}
+    )
     order = list(dict.fromkeys(table.segment))
     counts = table.drop_duplicates("segment").set_index("segment")[["n_pos", "n_neg", "n_min"]]
     counts.columns = pd.MultiIndex.from_product([["DS"], counts.columns])
-    values = ["p", "period", table.columns[-2]]
-    wide = table.pivot(index="segment", columns="strategy", values=values)
+    wide = table.pivot(index="segment", columns="strategy", values=["p", "period", draws])
     wide = wide.swaplevel(axis=1)[list(dict.fromkeys(table.strategy))]
     return counts.join(wide).loc[order].round(3).replace([np.inf], np.nan)
 

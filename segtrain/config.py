@@ -19,7 +19,7 @@ from typing import Any
 from segeval.io import read_table
 from segeval.validation import InputError
 from segtrain.model import MIN_SIDE
-from segtrain.sampling import STRATEGIES
+from segtrain.sampling import STRATEGIES, Strategy
 
 # Settings that may differ when a run is resumed: where it runs, how long (a resumed run may be
 # extended) and what it logs; not what it computes.
@@ -36,7 +36,7 @@ class TrainConfig:
     manifest: str
     segment_by: str
     out: str
-    strategy: str = "periodic"
+    strategy: Strategy = "periodic"  # a name of segtrain.sampling.STRATEGIES
     segment: str | None = None  # the DS of the single-segment strategy
     segments: str | None = None  # train on these DSs only ("(S1, Ma);(S2, Ma)"); None: all
     steps: int = 150_000
@@ -96,9 +96,10 @@ class TrainConfig:
         ):
             if not ok:
                 raise InputError(f"{flag} is out of range; got {value!r}.")
-        if self.strategy == "single-segment" and self.segment is None:
-            raise InputError("--strategy single-segment needs --segment, e.g. '(S1, Ma)'.")
-        if self.strategy != "single-segment" and self.segment is not None:
+        needs_segment = STRATEGIES[self.strategy].needs_segment
+        if needs_segment and self.segment is None:
+            raise InputError(f"--strategy {self.strategy} needs --segment, e.g. '(S1, Ma)'.")
+        if not needs_segment and self.segment is not None:
             raise InputError(
                 f"--segment is only used with --strategy single-segment; got --strategy "
                 f"{self.strategy}."

@@ -21,9 +21,8 @@ from numpy.typing import ArrayLike
 from torch.utils.data import BatchSampler, Sampler
 
 from segeval import Segments
-from segeval.segments import as_segments
-from segeval.validation import InputError, check_labels
-from segtrain.sampling import IndexStream, Strategy
+from segeval.validation import InputError
+from segtrain.sampling import IndexStream, Strategy, check_sampling_input, plan_checked
 
 STATE_VERSION = 1
 T = TypeVar("T")
@@ -40,7 +39,9 @@ class PeriodicBatchSampler(BatchSampler):
         DS membership.
     batch_size : int
         Samples per batch *on this rank*.
-    strategy : {"periodic", "balanced-segments", "balanced-labels", "single-segment"}
+    strategy : str
+        A name of :data:`segtrain.sampling.STRATEGIES`: ``periodic`` (the paper),
+        ``balanced-segments``, ``balanced-labels``, ``single-segment`` or ``square-root``.
     seed : int
         The stream is a pure function of (labels, segments, strategy, segment, seed).
     rank, world_size : int
@@ -77,9 +78,9 @@ class PeriodicBatchSampler(BatchSampler):
             raise InputError(
                 f"rank must be an integer in [0, world_size) = [0, {world_size}); got {rank!r}."
             )
-        y = check_labels(labels, "labels")
-        segments = as_segments(segments, y.size, "labels")
-        self.stream = IndexStream(y, segments, strategy, seed=seed, segment=segment)
+        y, segments = check_sampling_input(labels, segments)  # checked once, here
+        plan = plan_checked(y, segments, strategy, segment=segment)
+        self.stream = IndexStream.from_plan(y, segments, plan, seed=seed)
         self.batch_size = int(batch_size)
         self.rank = int(rank)
         self.world_size = int(world_size)

@@ -109,7 +109,7 @@ def build(
         data.manifest["label"].to_numpy()[data.train],
         _subset_segments(data.segments, data.train),
         batch_size=config.batch_size // ctx.world_size,
-        strategy=config.strategy,  # type: ignore[arg-type]
+        strategy=config.strategy,
         seed=config.seed,
         rank=ctx.rank,
         world_size=ctx.world_size,

@@ -17,7 +17,9 @@ def take(sampler, n):
     return list(itertools.islice(iter(sampler), n))
 
 
-@pytest.mark.parametrize("strategy", ["periodic", "balanced-segments", "balanced-labels"])
+@pytest.mark.parametrize(
+    "strategy", ["periodic", "balanced-segments", "balanced-labels", "square-root"]
+)
 def test_resume_continues_exactly(strategy):
     y, seg = make_data()
     kw = dict(batch_size=24, strategy=strategy, seed=7)

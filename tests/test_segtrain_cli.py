@@ -45,9 +45,11 @@ def test_plan_json(capsys, manifest):
     assert data["warnings"] == [
         "Segment(s) with one label only are left out of the sampling: (S2, Mb)."
     ]
-    for strategy in ("balanced-segments", "balanced-labels"):
+    for strategy in ("balanced-segments", "balanced-labels", "square-root"):
         share = sum(r["proportion"] for r in data["rows"] if r["strategy"] == strategy)
         assert share == pytest.approx(1.0)
+    shown = list(dict.fromkeys(r["strategy"] for r in data["rows"]))
+    assert shown == ["periodic", "balanced-segments", "balanced-labels", "square-root"]
     draws = periodic[0]["draws_per_1000_batches"]
     assert draws == pytest.approx(1000 * 24 / 3)
 
@@ -66,7 +68,9 @@ def test_plan_table_and_single_segment(capsys, manifest):
         "10",
     )
     assert code == 0
-    assert "single-segment" in out and "draws/1000" in out
+    assert "single-segment" in out and "square-root" in out and "draws/1000" in out
+    header = out.splitlines()[0].split()
+    assert header[:2] == ["DS", "periodic"] and header.count("square-root") == 1
     assert "left out of the sampling: (S2, Mb)" in err
 
 
