@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,11 @@ from segtrain.sampling import STRATEGIES
 PLAN_BATCHES = 1000  # segtrain plan shows the expected draws per this many batches
 EXIT_SYSTEM_ERROR = 1  # the machine failed (disk full, permission denied), not the input
 EXIT_INTERRUPTED = 130
+
+if TYPE_CHECKING:
+    from segtrain.config import RunConfig
+
+C = TypeVar("C", bound="RunConfig")
 
 
 class SystemFailure(Exception):
@@ -174,7 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DS;...",
         help="train and validate on these DSs only, e.g. 'S1/Ma,S2/Ma' or '(S1, Ma);(S2, Ma)'",
     )
-    fit.add_argument("--config", type=Path, help="TOML file of settings (flags override it)")
     fit.add_argument(
         "--image-size",
         metavar="HxW",
@@ -190,16 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
         val_every=1000,
         seed="random seed (default: 0)",
         resume="continue the run in RUN (from any folder; other flags may extend --steps)",
-    )
-    fit.add_argument(
-        "--log-every",
-        type=positive_int,
-        help="steps between progress lines and train.jsonl records (default: 100)",
-    )
-    fit.add_argument(
-        "--tensorboard",
-        action="store_true",
-        help="also log to RUN/tensorboard (needs the tensorboard package)",
     )
     fit.add_argument("--compile", action="store_true", help="torch.compile the model")
     fit.add_argument("--init-backbone", help="checkpoint whose backbone initializes the model")
@@ -256,7 +250,7 @@ def _add_pretrain_parser(sub: argparse._SubParsersAction[Parser]) -> None:
         lr="1e-3",
         val_every=500,
         seed="random seed, also of the split (default: 0)",
-        resume="continue the run in RUN",
+        resume="continue the run in RUN (from any folder; other flags may extend --steps)",
     )
 
 
@@ -289,46 +283,60 @@ def _add_training_flags(
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--resume", type=Path, metavar="RUN", help=resume)
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument("--config", type=Path, help="TOML file of settings (flags override it)")
+    parser.add_argument(
+        "--log-every",
+        type=positive_int,
+        help="steps between progress lines and train.jsonl records (default: 100)",
+    )
+    parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log to RUN/tensorboard (needs the tensorboard package)",
+    )
 
 
 def _pretrain(args: argparse.Namespace) -> None:
-    from segtrain.pretrain import PretrainConfig, pretrain
+    from segtrain.loop import TrainingError
+    from segtrain.pretrain import PretrainConfig, pretrain, read_records
     from segtrain.pretrain_report import summary
 
-    settings = _training_settings(args) | dict(
-        manifest=_str(args.manifest),
-        lesions=_str(args.lesions),
-        out=_str(args.out),
-        patch_size=args.patch_size,
+    config = _resolve_settings(
+        args, PretrainConfig, lesions=_str(args.lesions), patch_size=args.patch_size
     )
-    if args.resume is not None:
-        saved = args.resume / "config.toml"
-        if not saved.is_file():
-            raise InputError(
-                f"--resume: {str(args.resume)!r} is not a pretrain run (no config.toml)."
-            )
-        config = PretrainConfig.from_toml(saved, **(settings | {"out": str(args.resume)}))
-    else:
-        missing = [
-            f"--{k.replace('_', '-')}"
-            for k in ("manifest", "lesions", "segment_by", "out")
-            if settings[k] is None
-        ]
-        if missing:
-            raise InputError(f"Missing option(s): {', '.join(missing)}.")
-        try:
-            config = PretrainConfig(**{k: v for k, v in settings.items() if v is not None})
-        except TypeError as exc:
-            raise InputError(f"Bad settings: {exc}.") from exc
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        run_dir = pretrain(config, resume=args.resume is not None, overwrite=args.overwrite)
+        try:
+            run_dir = pretrain(config, resume=args.resume is not None, overwrite=args.overwrite)
+        except TrainingError as exc:
+            raise InputError(str(exc)) from exc
     for note in sorted({str(w.message) for w in caught}):
         print(f"warning: {note}", file=sys.stderr)
-    from segtrain.pretrain import read_records
-
     print(summary(read_records(run_dir)))
     print(f"wrote {run_dir} (report: {run_dir / 'report.html'})")
+
+
+def _resolve_settings(args: argparse.Namespace, kind: type[C], **own: Any) -> C:
+    """``kind``'s settings from the flags fit and pretrain share, the command's ``own``, and a
+    config file: ``--config``'s, or with ``--resume RUN`` the run's ``config.toml``."""
+    from segtrain.config import resolve
+
+    config_file, out = args.config, args.out
+    if args.resume is not None:
+        config_file = args.resume / "config.toml"
+        if not config_file.is_file():
+            raise InputError(
+                f"--resume: {str(args.resume)!r} is not a segtrain run (no config.toml)."
+            )
+        out = args.resume
+    return resolve(
+        config_file,
+        kind,
+        **_training_settings(args),
+        **own,
+        manifest=_str(args.manifest),
+        out=_str(out),
+    )
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -340,30 +348,17 @@ def _image_size(text: str) -> tuple[int, int]:
 
 
 def _fit(args: argparse.Namespace) -> None:
-    from segtrain.config import resolve
+    from segtrain.config import TrainConfig
     from segtrain.train import TrainingError, fit
 
-    config_file = args.config
-    out = args.out
-    if args.resume is not None:
-        config_file = args.resume / "config.toml"
-        if not config_file.is_file():
-            raise InputError(
-                f"--resume: {str(args.resume)!r} is not a segtrain run (no config.toml)."
-            )
-        out = args.resume
-    config = resolve(
-        config_file,
-        **_training_settings(args),
-        manifest=args.manifest,
-        out=_str(out),
+    config = _resolve_settings(
+        args,
+        TrainConfig,
         strategy=args.strategy,
         segment=args.segment,
         segments=args.segments,
         compile=True if args.compile else None,
         init_backbone=args.init_backbone,
-        log_every=args.log_every,
-        tensorboard=True if args.tensorboard else None,
     )
     try:
         run_dir = fit(config, resume=args.resume is not None, overwrite=args.overwrite)
@@ -389,6 +384,8 @@ def _training_settings(args: argparse.Namespace) -> dict[str, Any]:
         workers=args.workers,
         seed=args.seed,
         augment=False if args.no_augment else None,
+        log_every=args.log_every,
+        tensorboard=True if args.tensorboard else None,
     )
 
 

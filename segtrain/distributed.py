@@ -10,9 +10,11 @@ torch's SyncBatchNorm does the same (it does not run on gloo, hence this layer).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -33,15 +35,25 @@ class Context:
         return self.rank == 0
 
 
-def setup(device: str = "auto") -> Context:
-    """Join the process group when launched by torchrun, and pick the device.
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
-    ``device``: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
-    """
+
+def resolve_device(device: str) -> str:
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``, checked: the one
+    device resolver of fit, pretrain and predict."""
+    if not DEVICE.fullmatch(str(device)):
+        raise InputError(f"--device must be auto, cpu, cuda or cuda:N; got {device!r}.")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {device} was asked for, but no CUDA device is available.")
+    return device
+
+
+def setup(device: str = "auto") -> Context:
+    """Join the process group when launched by torchrun, and pick the device (see
+    :func:`resolve_device`)."""
+    device = resolve_device(device)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world_size > 1 and not dist.is_initialized():
@@ -152,6 +164,18 @@ def _to_global(module: nn.Module) -> nn.Module:
         else:
             _to_global(child)
     return module
+
+
+def shard(n: int, ctx: Context) -> np.ndarray:
+    """Contiguous share of range(n) for this rank; shares concatenate to range(n) in order."""
+    bounds = np.linspace(0, n, ctx.world_size + 1).round().astype(int)
+    return np.arange(bounds[ctx.rank], bounds[ctx.rank + 1])
+
+
+def barrier(ctx: Context) -> None:
+    """Wait for every rank (nothing in a single process)."""
+    if ctx.world_size > 1:
+        dist.barrier()
 
 
 def all_gather_concat(values: torch.Tensor) -> torch.Tensor:

@@ -24,10 +24,11 @@ def two_ranks(monkeypatch):
     return others
 
 
-def features(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
+def features(seed: int, shape: tuple[int, ...], device: str = "cpu") -> torch.Tensor:
     # Mean 10, sd 0.3: a mean large against the spread, as after a ReLU-free convolution.
     g = torch.Generator().manual_seed(seed)
-    return (10 + 0.3 * torch.randn(shape, generator=g, dtype=torch.float64)).to(torch.bfloat16)
+    x = 10 + 0.3 * torch.randn(shape, generator=g, dtype=torch.float64)
+    return x.to(torch.bfloat16).to(device)
 
 
 def sums_of(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -42,32 +43,40 @@ def sums_of(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return seen[0]
 
 
-def test_bf16_statistics_and_output_match_float64(two_ranks):
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_bf16_statistics_and_output_match_float64(two_ranks, device):
     # A global batch of 6 images of 208 x 288 (3 per rank): 359,424 values per channel, which
     # bf16 cannot count (it rounds to 360,448) and whose sums of squares it cannot hold (the
     # former float-in-the-input's-dtype arithmetic gave a variance of 0.50 for 0.09).
-    mine, theirs = features(0, (3, 4, 208, 288)), features(1, (3, 4, 208, 288))
-    layer = GlobalBatchNorm2d(4).train()
+    mine, theirs = features(0, (3, 4, 208, 288), device), features(1, (3, 4, 208, 288), device)
+    layer = GlobalBatchNorm2d(4).to(device).train()
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([1.0, 2.0, 0.5, 1.5]))
         layer.bias.copy_(torch.tensor([0.0, -1.0, 0.25, 3.0]))
     two_ranks.append(sums_of(theirs, layer.running_mean))
     with torch.no_grad():
         y = layer(mine)
-    both = torch.cat([mine, theirs]).double()
+    both = torch.cat([mine, theirs]).double().cpu()
     mean, var = both.mean((0, 2, 3)), both.var((0, 2, 3), unbiased=False)
-    reference = (mine.double() - mean.view(1, 4, 1, 1)) / torch.sqrt(var.view(1, 4, 1, 1) + 1e-5)
-    reference = reference * layer.weight.double().view(1, 4, 1, 1)
-    reference = reference + layer.bias.double().view(1, 4, 1, 1)
+    reference = (mine.double().cpu() - mean.view(1, 4, 1, 1)) / torch.sqrt(
+        var.view(1, 4, 1, 1) + 1e-5
+    )
+    reference = reference * layer.weight.double().cpu().view(1, 4, 1, 1)
+    reference = reference + layer.bias.double().cpu().view(1, 4, 1, 1)
+    y = y.cpu()
     assert y.dtype == torch.bfloat16
     # bf16 keeps 8 significant bits: |y| <= ~8 is rounded to within 2^-5.
     torch.testing.assert_close(y.double(), reference, rtol=2**-8, atol=2**-5)
     assert float(var.mean()) == pytest.approx(0.09, rel=0.01)
     # Running statistics after one step from (0, 1) with momentum 0.1, in float32.
     n = both.numel() / 4
-    torch.testing.assert_close(layer.running_mean.double(), 0.1 * mean, rtol=1e-6, atol=0)
+    running_mean, running_var = layer.running_mean.double().cpu(), layer.running_var.double().cpu()
+    torch.testing.assert_close(running_mean, 0.1 * mean, rtol=1e-6, atol=0)
     expected_var = 0.9 + 0.1 * var * n / (n - 1)
-    torch.testing.assert_close(layer.running_var.double(), expected_var, rtol=1e-5, atol=0)
+    torch.testing.assert_close(running_var, expected_var, rtol=1e-5, atol=0)
 
 
 def test_the_count_is_exact(two_ranks):
