@@ -233,7 +233,7 @@ def _add_pretrain_parser(sub: argparse._SubParsersAction[Parser]) -> None:
         "benign/malignant calcification): images preprocessed to --image-size (as for fit), "
         "surjective augmentation, batches balanced over the classes, Adam, EMA, step-based "
         "validation on the patches of fit's validation patients. The run folder gets "
-        "config.toml, split.parquet, patches.csv, metrics.jsonl, report.html and "
+        "config.toml, split.parquet, patches.csv, metrics.jsonl, train.jsonl, report.html and "
         "checkpoints/{last,best}.pt; give best.pt to fit --init-backbone.",
     )
     pre.add_argument("--manifest", type=Path, help="the raw manifest (not prepare's)")
