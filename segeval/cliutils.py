@@ -11,6 +11,16 @@ from typing import Any
 
 from segeval.validation import InputError
 
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "float_list",
+    "level",
+    "non_negative_int",
+    "positive_int",
+    "printable",
+    "run",
+]
+
 EXIT_BAD_INPUT = 2
 
 

@@ -22,6 +22,34 @@ import pandas as pd
 
 from segeval.validation import InputError, describe_values
 
+__all__ = [
+    "METRICS_LOG_FIELDS",
+    "PREDICTION_COLUMNS",
+    "RunFiles",
+    "atomic_write",
+    "check_cluster_column",
+    "check_columns",
+    "check_label_column",
+    "check_predictions",
+    "check_required_columns",
+    "check_unique_images",
+    "file_record",
+    "json_text",
+    "predictions_file_records",
+    "read_metrics_log",
+    "read_predictions",
+    "read_runs",
+    "read_table",
+    "run_model_name",
+    "runs_as_models",
+    "to_jsonable",
+    "write_csv",
+    "write_files",
+    "write_json",
+    "write_parquet",
+    "write_text",
+]
+
 PREDICTION_COLUMNS = ("image_id", "label", "score")
 
 
@@ -408,17 +436,33 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    """The process's umask, read once (at import) rather than at every write.
+
+    ``os.umask`` can only read the mask by setting another; done per write, a thread creating a
+    file at that moment (a bootstrap worker, a data loader thread) would get the other mask.
+    Linux shows the mask in /proc/self/status, which reads it without changing it.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -486,7 +530,7 @@ def write_files(texts: Mapping[Path, str], *, remove: Sequence[Path] = ()) -> No
             target.parent.mkdir(parents=True, exist_ok=True)
             temps[target] = _temp_beside(target)
             temps[target].write_text(text, encoding="utf-8")
-            os.chmod(temps[target], 0o666 & ~_umask())
+            os.chmod(temps[target], 0o666 & ~_UMASK)
         for target in [*texts, *remove]:
             if target.exists() or target.is_symlink():
                 aside[target] = _temp_beside(target, ".old")

@@ -18,6 +18,17 @@ from numpy.typing import ArrayLike, NDArray
 
 from segeval.validation import InputError, check_consistent_length
 
+__all__ = [
+    "GLOBAL",
+    "SegmentColumn",
+    "Segments",
+    "as_segments",
+    "display_name",
+    "parse_segment_by",
+    "segment_keys",
+    "with_global",
+]
+
 GLOBAL = "__global__"
 
 

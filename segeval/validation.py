@@ -17,6 +17,23 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+__all__ = [
+    "InputError",
+    "SeedLike",
+    "UndefinedMetricWarning",
+    "as_seed_sequence",
+    "check_consistent_length",
+    "check_labels",
+    "check_level",
+    "check_positive_int",
+    "check_sample_weight",
+    "check_scores",
+    "describe_values",
+    "one_class_reason",
+    "readable_repr",
+    "warn_undefined",
+]
+
 SeedLike = int | np.random.Generator | np.random.SeedSequence | None
 
 

@@ -19,7 +19,6 @@ from segeval.io import atomic_write
 from segeval.validation import InputError
 
 SCHEMA_VERSION = 1
-MODEL_KEYS = ("image_height", "image_width", "width")
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -51,17 +50,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"(schema {version!r})."
         )
     return state
-
-
-def check_same_model(saved: dict[str, Any], wanted: dict[str, Any], what: str) -> None:
-    """Raise naming every model setting in which a checkpoint's config differs from ours."""
-    mismatched = [
-        f"{k} is {saved.get(k)!r} there and {wanted.get(k)!r} here"
-        for k in MODEL_KEYS
-        if saved.get(k) != wanted.get(k)
-    ]
-    if mismatched:
-        raise InputError(f"{what} was made for another model: {'; '.join(mismatched)}.")
 
 
 def load_backbone(backbone: nn.Module, path: str | Path) -> None:

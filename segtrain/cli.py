@@ -12,18 +12,29 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from segeval.cliutils import non_negative_int, positive_int, run
+from segeval.cliutils import non_negative_int, positive_int, printable, run
 from segeval.validation import InputError
 from segtrain.sampling import STRATEGIES
 
+PLAN_BATCHES = 1000  # segtrain plan shows the expected draws per this many batches
+EXIT_SYSTEM_ERROR = 1  # the machine failed (disk full, permission denied), not the input
 EXIT_INTERRUPTED = 130
+
+if TYPE_CHECKING:
+    from segtrain.config import RunConfig
+
+C = TypeVar("C", bound="RunConfig")
+
+
+class SystemFailure(Exception):
+    """An OSError of a command: one line and exit code 1, apart from bad input (code 2)."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -67,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--strategy",
         action="append",
-        choices=STRATEGIES,
-        help="strategy to show (repeatable; default: all but single-segment, "
-        "and single-segment too with --segment)",
+        choices=list(STRATEGIES),
+        help="strategy to show (repeatable; default: every strategy, single-segment only "
+        "with --segment)",
     )
     plan.add_argument(
         "--segment", help="the DS of the single-segment strategy: (S1, Ma), S1,Ma or S1/Ma"
@@ -157,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--segment-by", metavar="COLS", help="segment columns, e.g. source,manufacturer"
     )
-    fit.add_argument("--strategy", choices=STRATEGIES, help="sampling strategy (default: periodic)")
+    fit.add_argument(
+        "--strategy", choices=list(STRATEGIES), help="sampling strategy (default: periodic)"
+    )
     fit.add_argument(
         "--segment", help="the DS of --strategy single-segment: (S1, Ma), S1,Ma or S1/Ma"
     )
@@ -166,7 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DS;...",
         help="train and validate on these DSs only, e.g. 'S1/Ma,S2/Ma' or '(S1, Ma);(S2, Ma)'",
     )
-    fit.add_argument("--config", type=Path, help="TOML file of settings (flags override it)")
     fit.add_argument(
         "--image-size",
         metavar="HxW",
@@ -182,16 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
         val_every=1000,
         seed="random seed (default: 0)",
         resume="continue the run in RUN (from any folder; other flags may extend --steps)",
-    )
-    fit.add_argument(
-        "--log-every",
-        type=positive_int,
-        help="steps between progress lines and train.jsonl records (default: 100)",
-    )
-    fit.add_argument(
-        "--tensorboard",
-        action="store_true",
-        help="also log to RUN/tensorboard (needs the tensorboard package)",
     )
     fit.add_argument("--compile", action="store_true", help="torch.compile the model")
     fit.add_argument("--init-backbone", help="checkpoint whose backbone initializes the model")
@@ -231,7 +233,7 @@ def _add_pretrain_parser(sub: argparse._SubParsersAction[Parser]) -> None:
         "benign/malignant calcification): images preprocessed to --image-size (as for fit), "
         "surjective augmentation, batches balanced over the classes, Adam, EMA, step-based "
         "validation on the patches of fit's validation patients. The run folder gets "
-        "config.toml, split.parquet, patches.csv, metrics.jsonl, report.html and "
+        "config.toml, split.parquet, patches.csv, metrics.jsonl, train.jsonl, report.html and "
         "checkpoints/{last,best}.pt; give best.pt to fit --init-backbone.",
     )
     pre.add_argument("--manifest", type=Path, help="the raw manifest (not prepare's)")
@@ -248,7 +250,7 @@ def _add_pretrain_parser(sub: argparse._SubParsersAction[Parser]) -> None:
         lr="1e-3",
         val_every=500,
         seed="random seed, also of the split (default: 0)",
-        resume="continue the run in RUN",
+        resume="continue the run in RUN (from any folder; other flags may extend --steps)",
     )
 
 
@@ -281,46 +283,60 @@ def _add_training_flags(
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--resume", type=Path, metavar="RUN", help=resume)
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument("--config", type=Path, help="TOML file of settings (flags override it)")
+    parser.add_argument(
+        "--log-every",
+        type=positive_int,
+        help="steps between progress lines and train.jsonl records (default: 100)",
+    )
+    parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log to RUN/tensorboard (needs the tensorboard package)",
+    )
 
 
 def _pretrain(args: argparse.Namespace) -> None:
-    from segtrain.pretrain import PretrainConfig, pretrain
+    from segtrain.loop import TrainingError
+    from segtrain.pretrain import PretrainConfig, pretrain, read_records
     from segtrain.pretrain_report import summary
 
-    settings = _training_settings(args) | dict(
-        manifest=_str(args.manifest),
-        lesions=_str(args.lesions),
-        out=_str(args.out),
-        patch_size=args.patch_size,
+    config = _resolve_settings(
+        args, PretrainConfig, lesions=_str(args.lesions), patch_size=args.patch_size
     )
-    if args.resume is not None:
-        saved = args.resume / "config.toml"
-        if not saved.is_file():
-            raise InputError(
-                f"--resume: {str(args.resume)!r} is not a pretrain run (no config.toml)."
-            )
-        config = PretrainConfig.from_toml(saved, **(settings | {"out": str(args.resume)}))
-    else:
-        missing = [
-            f"--{k.replace('_', '-')}"
-            for k in ("manifest", "lesions", "segment_by", "out")
-            if settings[k] is None
-        ]
-        if missing:
-            raise InputError(f"Missing option(s): {', '.join(missing)}.")
-        try:
-            config = PretrainConfig(**{k: v for k, v in settings.items() if v is not None})
-        except TypeError as exc:
-            raise InputError(f"Bad settings: {exc}.") from exc
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        run_dir = pretrain(config, resume=args.resume is not None, overwrite=args.overwrite)
+        try:
+            run_dir = pretrain(config, resume=args.resume is not None, overwrite=args.overwrite)
+        except TrainingError as exc:
+            raise InputError(str(exc)) from exc
     for note in sorted({str(w.message) for w in caught}):
         print(f"warning: {note}", file=sys.stderr)
-    from segtrain.pretrain import read_records
-
     print(summary(read_records(run_dir)))
     print(f"wrote {run_dir} (report: {run_dir / 'report.html'})")
+
+
+def _resolve_settings(args: argparse.Namespace, kind: type[C], **own: Any) -> C:
+    """``kind``'s settings from the flags fit and pretrain share, the command's ``own``, and a
+    config file: ``--config``'s, or with ``--resume RUN`` the run's ``config.toml``."""
+    from segtrain.config import resolve
+
+    config_file, out = args.config, args.out
+    if args.resume is not None:
+        config_file = args.resume / "config.toml"
+        if not config_file.is_file():
+            raise InputError(
+                f"--resume: {str(args.resume)!r} is not a segtrain run (no config.toml)."
+            )
+        out = args.resume
+    return resolve(
+        config_file,
+        kind,
+        **_training_settings(args),
+        **own,
+        manifest=_str(args.manifest),
+        out=_str(out),
+    )
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -332,30 +348,17 @@ def _image_size(text: str) -> tuple[int, int]:
 
 
 def _fit(args: argparse.Namespace) -> None:
-    from segtrain.config import resolve
+    from segtrain.config import TrainConfig
     from segtrain.train import TrainingError, fit
 
-    config_file = args.config
-    out = args.out
-    if args.resume is not None:
-        config_file = args.resume / "config.toml"
-        if not config_file.is_file():
-            raise InputError(
-                f"--resume: {str(args.resume)!r} is not a segtrain run (no config.toml)."
-            )
-        out = args.resume
-    config = resolve(
-        config_file,
-        **_training_settings(args),
-        manifest=args.manifest,
-        out=_str(out),
+    config = _resolve_settings(
+        args,
+        TrainConfig,
         strategy=args.strategy,
         segment=args.segment,
         segments=args.segments,
         compile=True if args.compile else None,
         init_backbone=args.init_backbone,
-        log_every=args.log_every,
-        tensorboard=True if args.tensorboard else None,
     )
     try:
         run_dir = fit(config, resume=args.resume is not None, overwrite=args.overwrite)
@@ -381,6 +384,8 @@ def _training_settings(args: argparse.Namespace) -> dict[str, Any]:
         workers=args.workers,
         seed=args.seed,
         augment=False if args.no_augment else None,
+        log_every=args.log_every,
+        tensorboard=True if args.tensorboard else None,
     )
 
 
@@ -408,7 +413,7 @@ def _predict(args: argparse.Namespace) -> None:
 def _plan(args: argparse.Namespace) -> None:
     from segeval.io import to_jsonable
     from segtrain.manifest import read_manifest
-    from segtrain.sampling import make_plan, plan_table
+    from segtrain.sampling import check_sampling_input, plan_checked, plan_table
     from segtrain.selection import parse_segment_name
 
     df, segments = read_manifest(
@@ -417,22 +422,20 @@ def _plan(args: argparse.Namespace) -> None:
     assert segments is not None
     if args.segment:
         args.segment = parse_segment_name(args.segment, segments, "--segment")
-    strategies = args.strategy or ["periodic", "balanced-segments", "balanced-labels"]
-    if args.segment and "single-segment" not in strategies:
-        strategies.append("single-segment")
+    strategies = args.strategy or [
+        name for name, spec in STRATEGIES.items() if args.segment or not spec.needs_segment
+    ]
+    y, segments = check_sampling_input(df["label"].to_numpy(), segments)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plans = [
-            make_plan(
-                df["label"].to_numpy(),
-                segments,
-                s,
-                segment=args.segment if s == "single-segment" else None,
+            plan_checked(
+                y, segments, s, segment=args.segment if STRATEGIES[s].needs_segment else None
             )
             for s in strategies
         ]
     notes = sorted({str(w.message) for w in caught})
-    rows = plan_table(plans, batch_size=args.batch_size)
+    rows = plan_table(plans, n_batches=PLAN_BATCHES, batch_size=args.batch_size)
     if args.json:
         print(
             json.dumps(
@@ -514,16 +517,31 @@ def _prepare(args: argparse.Namespace) -> None:
 
 def _side_by_side(rows: list[dict[str, object]]) -> pd.DataFrame:
     """One row per DS: its counts, then (p, period, draws) under each strategy."""
-    table = pd.DataFrame(rows)
-    draws = next(c for c in table.columns if c.startswith("draws_per_"))
-    table = table.rename(columns={"proportion": "p", draws: "draws/" + draws.split("_")[2]})
+    draws = f"draws/{PLAN_BATCHES}"
+    table = pd.DataFrame(rows).rename(
+        columns={"proportion": "p", f"draws_per_{PLAN_BATCHES}_batches": draws}
+    )
     order = list(dict.fromkeys(table.segment))
     counts = table.drop_duplicates("segment").set_index("segment")[["n_pos", "n_neg", "n_min"]]
     counts.columns = pd.MultiIndex.from_product([["DS"], counts.columns])
-    values = ["p", "period", table.columns[-2]]
-    wide = table.pivot(index="segment", columns="strategy", values=values)
+    wide = table.pivot(index="segment", columns="strategy", values=["p", "period", draws])
     wide = wide.swaplevel(axis=1)[list(dict.fromkeys(table.strategy))]
     return counts.join(wide).loc[order].round(3).replace([np.inf], np.nan)
+
+
+def _system_errors_apart(
+    command: Callable[[argparse.Namespace], None],
+) -> Callable[[argparse.Namespace], None]:
+    """``command``, its OSErrors raised as :class:`SystemFailure` (``run`` would call them bad
+    input; files the user named and cannot be read are InputErrors already)."""
+
+    def wrapped(args: argparse.Namespace) -> None:
+        try:
+            command(args)
+        except OSError as exc:
+            raise SystemFailure(str(exc)) from exc
+
+    return wrapped
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -540,7 +558,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "predict": _predict,
     }
     try:
-        return run("segtrain", args, commands)
+        return run("segtrain", args, {args.command: _system_errors_apart(commands[args.command])})
+    except SystemFailure as exc:
+        print(printable(f"segtrain {args.command}: system error: {exc}"), file=sys.stderr)
+        return EXIT_SYSTEM_ERROR
     except KeyboardInterrupt as exc:  # fit's Interrupted says how to resume; prepare's, too
         print(f"segtrain {args.command}: {exc or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED

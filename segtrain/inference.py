@@ -28,14 +28,23 @@ def evaluate(
     model: torch.nn.Module, loader: DataLoader[Any], ctx: distributed.Context
 ) -> np.ndarray:
     """Probability of label 1 for every sample of ``loader``'s dataset (gathered over ranks)."""
+    return probabilities(model, loader, ctx, 2)[:, 1]
+
+
+def probabilities(
+    model: torch.nn.Module, loader: DataLoader[Any], ctx: distributed.Context, classes: int
+) -> np.ndarray:
+    """(n, classes) softmax probabilities of every sample of ``loader``'s dataset, gathered over
+    the ranks in rank order (each rank's loader holds a contiguous share)."""
     model.eval()
-    scores = []
+    probs = []
     with torch.no_grad(), autocast(ctx):
-        for images, _, _ in loader:
+        for images, *_ in loader:
             logits = model(images.to(ctx.device, non_blocking=True))
-            scores.append(torch.softmax(logits.float(), dim=1)[:, 1])
-    local = torch.cat(scores) if scores else torch.zeros(0, device=ctx.device)
-    return distributed.all_gather_concat(local).cpu().numpy().astype(np.float64)
+            probs.append(torch.softmax(logits.float(), dim=1).reshape(-1))
+    local = torch.cat(probs) if probs else torch.zeros(0, device=ctx.device)
+    gathered = distributed.all_gather_concat(local).cpu().numpy().astype(np.float64)
+    return gathered.reshape(-1, classes)
 
 
 def prediction_frame(

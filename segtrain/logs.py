@@ -42,7 +42,15 @@ class TrainLog:
     """Rank 0's reports of one run, from step ``start`` on."""
 
     def __init__(
-        self, out: Path, *, steps: int, start: int, every: int, show: bool, tensorboard: bool
+        self,
+        out: Path,
+        *,
+        steps: int,
+        start: int,
+        every: int,
+        show: bool,
+        tensorboard: bool,
+        name: str = "fit",
     ) -> None:
         self.path = out / "train.jsonl"
         self.every = every
@@ -52,7 +60,7 @@ class TrainLog:
         if self.terminal:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=steps, initial=start, desc="fit", unit="step")
+            self.bar = tqdm(total=steps, initial=start, desc=name, unit="step")
         self.writer = tensorboard_writer(out / "tensorboard") if tensorboard else None
         self._reset()
 
@@ -86,7 +94,9 @@ class TrainLog:
         local = ", ".join(f"{r['segment']} {_num(r['auc'])}" for r in records if r is not glob)
         line = (
             f"validation at step {glob['step']}: WLL {_num(glob['wll'])}, AUC "
-            f"{_num(glob['auc'])}; AUC per segment: {local}; best step {best_step or '-'}"
+            f"{_num(glob['auc'])}; "
+            + (f"AUC per segment: {local}; " if local else "")
+            + f"best step {best_step or '-'}"
         )
         if self.bar is not None:
             self.bar.write(line)
@@ -96,7 +106,7 @@ class TrainLog:
             for r in records:
                 name = "global" if r is glob else r["segment"]
                 for metric in ("wll", "auc"):
-                    if math.isfinite(r[metric]):
+                    if r[metric] is not None and math.isfinite(r[metric]):
                         self.writer.add_scalar(f"val/{metric}/{name}", r[metric], r["step"])
 
     def close(self) -> None:
@@ -106,5 +116,5 @@ class TrainLog:
             self.writer.close()
 
 
-def _num(value: float) -> str:
-    return f"{value:.4f}" if math.isfinite(value) else "n/a"
+def _num(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None and math.isfinite(value) else "n/a"

@@ -16,7 +16,6 @@ a resumed run draws exactly the patches an uninterrupted one would.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,7 @@ from scipy import ndimage
 from torch.utils.data import Sampler
 
 from segeval.validation import InputError
+from segtrain.sampler import BatchStream, check_ranks, rank_positions, stream_fingerprint
 
 
 @dataclass(frozen=True)
@@ -114,30 +114,52 @@ def extract_patch(
     return np.asarray(out, dtype=np.float32)
 
 
-class BalancedBatchSampler(Sampler[list[tuple[int, int]]]):
+class BalancedBatchSampler(BatchStream, Sampler[list[tuple[int, int]]]):
     """Endless batches in which every class has the same number of samples (within one).
 
-    Slot j of batch k takes class ``(k * batch_size + j) % n_classes``; each class reads its
-    samples in a seeded permutation, reshuffled (with a new seed) when exhausted. A batch
-    element is ``(sample index, key)``, the key being the element's position in the whole
-    stream, so that the dataset can seed the sample's augmentation with it. The stream is a
-    pure function of (labels, batch size, seed): ``start`` resumes it at any batch.
+    Slot j of global batch k takes class ``(k * B + j) % n_classes`` (B = batch_size *
+    world_size); each class reads its samples in a seeded permutation, reshuffled (with a new
+    seed) when exhausted. A batch element is ``(sample index, key)``, the key being the
+    element's position in the whole stream, so that the dataset can seed the sample's
+    augmentation with it. Rank r takes the r-th contiguous block of each global batch. The
+    stream is a pure function of (labels, batch size, world size, seed); the state (shared
+    with :class:`segtrain.sampler.PeriodicBatchSampler`) is the next batch to consume.
     """
 
     def __init__(
-        self, labels: NDArray[np.int64], n_classes: int, *, batch_size: int, seed: int = 0
+        self,
+        labels: NDArray[np.int64],
+        n_classes: int,
+        *,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        check_ranks(batch_size, rank, world_size)
         self.pools = [np.flatnonzero(labels == c) for c in range(n_classes)]
         empty = [c for c, pool in enumerate(self.pools) if pool.size == 0]
         if empty:
             raise InputError(f"No training sample of class(es) {empty}; every class needs some.")
         self.n_classes, self.batch_size, self.seed = n_classes, batch_size, seed
-        self.start = 0
+        self.rank, self.world_size = rank, world_size
+        self.next_batch, self._tracked, self._chunk = 0, False, 1
+        self.fingerprint = stream_fingerprint(
+            np.asarray(labels, dtype=np.int64).tobytes(),
+            repr((n_classes, int(seed), batch_size, world_size)).encode(),
+        )
         self._perms: dict[tuple[int, int], NDArray[np.intp]] = {}
 
+    def batches(self, first: int, count: int) -> list[list[tuple[int, int]]]:
+        """This rank's batches ``first .. first + count - 1``."""
+        keys = rank_positions(first, count, self.batch_size, self.rank, self.world_size)
+        return [self._draw(row) for row in keys]
+
     def batch(self, k: int) -> list[tuple[int, int]]:
-        """Batch ``k`` of the stream."""
-        keys = np.arange(k * self.batch_size, (k + 1) * self.batch_size)
+        """Batch ``k`` of this rank."""
+        return self.batches(k, 1)[0]
+
+    def _draw(self, keys: NDArray[np.int64]) -> list[tuple[int, int]]:
         classes = keys % self.n_classes
         draws = keys // self.n_classes  # the how-many-th draw of its class
         out = []
@@ -153,9 +175,3 @@ class BalancedBatchSampler(Sampler[list[tuple[int, int]]]):
             rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(c, epoch)))
             self._perms[(c, epoch)] = rng.permutation(self.pools[c].size)
         return self._perms[(c, epoch)]
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        k = self.start
-        while True:
-            yield self.batch(k)
-            k += 1

@@ -18,9 +18,8 @@ from torch.utils.data import DataLoader
 from segeval.io import write_csv, write_parquet
 from segeval.validation import InputError
 from segtrain.checkpoint import load_checkpoint
-from segtrain.config import DEVICE
 from segtrain.dataset import ManifestDataset
-from segtrain.distributed import Context
+from segtrain.distributed import Context, resolve_device
 from segtrain.inference import evaluate, prediction_frame
 from segtrain.manifest import read_manifest
 from segtrain.model import Classifier
@@ -49,7 +48,7 @@ def predict(
         raise InputError(f"--out must end in .parquet or .csv; got {str(out)!r}.")
     if split not in SPLITS:
         raise InputError(f"--split must be one of {', '.join(SPLITS)}; got {split!r}.")
-    ctx = Context(0, 1, _device(device))
+    ctx = Context(0, 1, torch.device(resolve_device(device)))
     state = load_checkpoint(checkpoint)
     config = config_of(state, Path(checkpoint))
     model = Classifier((config.image_height, config.image_width), config.width)
@@ -75,16 +74,6 @@ def predict(
     preds = prediction_frame(df, np.clip(scores, 0, 1), model_name, config.segment_by)
     (write_csv if str(out).lower().endswith(".csv") else write_parquet)(out, preds)
     return preds
-
-
-def _device(device: str) -> torch.device:
-    if not DEVICE.fullmatch(device):
-        raise InputError(f"--device must be auto, cpu, cuda or cuda:N; got {device!r}.")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {device} was asked for, but no CUDA device is available.")
-    return torch.device(device)
 
 
 def _split_rows(df: pd.DataFrame, split: str, checkpoint: Path) -> np.ndarray:

@@ -15,19 +15,21 @@ patches serve the role its images serve in ``fit``. Patches of test images are l
 
 The annotated images are held in memory at the prepared size (2 bytes a pixel: 1.9 MB an image
 at 1152x832).
+
+``pretrain`` is the second use of the run skeleton (:mod:`segtrain.loop`), ``fit`` the first:
+the same settings base, device and torchrun set-up, run folder, ``TrainState`` (the sampler's
+state included), training step, validation and checkpoints, Ctrl-C and resume; on several
+processes each rank draws its block of every global batch and batch norm covers the whole.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-import shutil
-import tomllib
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -37,94 +39,50 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import segeval as se
-from segeval.io import to_jsonable, write_csv, write_parquet, write_text
+from segeval import GLOBAL
+from segeval.io import write_csv
 from segeval.validation import InputError
-from segtrain.checkpoint import load_checkpoint
+from segtrain import distributed
+from segtrain.config import RunConfig
 from segtrain.dataset import is_prepared
-from segtrain.ema import ModelEMA
 from segtrain.images import read_image
+from segtrain.inference import probabilities
 from segtrain.lesions import BOX, LESION_CLASSES, check_inside, read_lesions
+from segtrain.loop import Run, execute, wrap_model
 from segtrain.manifest import read_manifest
 from segtrain.model import Backbone, backbone_output_size
 from segtrain.patches import BalancedBatchSampler, PatchAugment, extract_patch, random_transform
 from segtrain.preprocess import preprocess
-from segtrain.rundir import write_validation
 from segtrain.split import split_patients
+from segtrain.state import TrainState
+from segtrain.train import new_state
 
-RUNTIME_FIELDS = ("out", "device", "workers", "steps")
 
+@dataclass(frozen=True, kw_only=True)
+class PretrainConfig(RunConfig):
+    """Everything that determines a pre-training run (defaults: the paper's Appendix A.3).
 
-@dataclass(frozen=True)
-class PretrainConfig:
-    """Everything that determines a pre-training run (defaults: the paper's Appendix A.3)."""
+    The settings fit has too come from :class:`segtrain.config.RunConfig`; ``image_height`` and
+    ``image_width`` are fit's size: patches are cut at that resolution.
+    """
 
-    manifest: str
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("manifest", "out", "lesions")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("manifest", "lesions", "segment_by", "out")
+    KIND: ClassVar[str] = "pretrain"
+
     lesions: str
-    segment_by: str
-    out: str
     steps: int = 20_000
     batch_size: int = 64
     lr: float = 1e-3
-    ema_decay: float = 0.99
     val_every: int = 500
-    image_height: int = 1152  # the size fit trains on: patches are cut at that resolution
-    image_width: int = 832
     patch_size: int = 224
-    width: float = 1.0  # channel multiplier of the backbone (fit's model width)
-    split_by: str = "source"
-    val_fraction: float = 0.2
-    augment: bool = True
-    rotation: float = 10.0
-    zoom_min: float = 0.9
-    zoom_max: float = 1.1
-    shear: float = 5.0
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "val_every", "image_height", "image_width"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be >= 1; got {getattr(self, name)!r}.")
-        if self.steps < self.val_every:
-            raise InputError(
-                f"steps ({self.steps}) must be at least val-every ({self.val_every}): a run "
-                f"with no validation step has no best checkpoint."
-            )
+        super().__post_init__()
+        if isinstance(self.patch_size, bool) or not isinstance(self.patch_size, int):
+            raise InputError(f"--patch-size must be an integer; got {self.patch_size!r}.")
         if min(backbone_output_size(self.patch_size, self.patch_size)) < 1:
-            raise InputError(f"patch-size {self.patch_size} is too small for the backbone.")
-        if not 0 < self.lr < 1 or not 0 <= self.ema_decay < 1 or self.width <= 0:
-            raise InputError(
-                f"Need 0 < lr < 1, 0 <= ema-decay < 1 and model-width > 0; got lr={self.lr}, "
-                f"ema-decay={self.ema_decay}, model-width={self.width}."
-            )
-        if self.workers < 0:
-            raise InputError(f"workers must be >= 0; got {self.workers}.")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}.")
-        if not 0 < self.zoom_min <= self.zoom_max:
-            raise InputError(
-                f"Need 0 < zoom-min <= zoom-max; got {self.zoom_min}, {self.zoom_max}."
-            )
-
-    def to_toml(self) -> str:
-        lines = ["# segtrain pretrain configuration (fully resolved)"]
-        for key, value in dataclasses.asdict(self).items():
-            text = ("true" if value else "false") if isinstance(value, bool) else json.dumps(value)
-            lines.append(f"{key} = {text}")
-        return "\n".join(lines) + "\n"
-
-    @classmethod
-    def from_toml(cls, path: Path, **overrides: Any) -> PretrainConfig:
-        try:
-            values = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise InputError(f"{str(path)!r} is not a readable pretrain config ({exc}).") from exc
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise InputError(f"{str(path)!r}: bad settings ({exc}).") from exc
+            raise InputError(f"--patch-size {self.patch_size} is too small for the backbone.")
 
 
 class PatchClassifier(nn.Module):
@@ -273,103 +231,47 @@ def patch_metrics(y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
 
 
 @dataclass
-class State:
-    """What a checkpoint restores."""
+class PretrainTask:
+    """pretrain's part of a run: patch batches, 5-class cross-entropy, the patch metrics of the
+    validation patients, and the page at the end."""
 
-    model: PatchClassifier
-    ema: ModelEMA
-    optimizer: torch.optim.Optimizer
-    step: int = 0
-    best_wll: float = math.inf
-    records: list[dict[str, Any]] = field(default_factory=list)
+    def __init__(
+        self, ctx: distributed.Context, patches: Patches, val: DataLoader[Any], labels: np.ndarray
+    ) -> None:
+        self.ctx, self.patches, self.val, self.labels = ctx, patches, val, labels
 
-    def checkpoint(self, config: PretrainConfig) -> dict[str, Any]:
-        return {
-            "kind": "pretrain",
-            "config": dataclasses.asdict(config),
-            "step": self.step,
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "best_wll": self.best_wll,
-            "records": json.dumps(to_jsonable(self.records)),
-        }
+    def batch(self, batch: Any, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels, _ = batch  # augmented by the dataset, seeded by each patch's key
+        return images.to(self.ctx.device, non_blocking=True), labels.to(self.ctx.device)
 
-    def restore(self, checkpoint: dict[str, Any]) -> None:
-        self.model.load_state_dict(checkpoint["model"])
-        self.ema.load_state_dict(checkpoint["ema"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.step = int(checkpoint["step"])
-        self.best_wll = float(checkpoint["best_wll"])
-        self.records = json.loads(checkpoint["records"])
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels)
 
+    def validate(self, state: TrainState) -> list[dict[str, Any]]:
+        probs = probabilities(state.ema.module, self.val, self.ctx, len(LESION_CLASSES))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a class absent from validation: its AUC is NaN
+            return [{"step": state.step, "segment": GLOBAL, **patch_metrics(self.labels, probs)}]
 
-def _run_folder(config: PretrainConfig, *, resume: bool, overwrite: bool) -> dict[str, Any] | None:
-    """Check the run folder; return the checkpoint to resume from, if any."""
-    out = Path(config.out)
-    if resume:
-        last = out / "checkpoints" / "last.pt"
-        if not last.is_file():
-            raise InputError(f"--resume: {str(out)!r} has no checkpoints/last.pt.")
-        state = load_checkpoint(last)
-        if state.get("kind") != "pretrain":
-            raise InputError(f"--resume: {str(out)!r} is not a pretrain run.")
-        saved = dataclasses.asdict(PretrainConfig(**state["config"]))
-        ours = dataclasses.asdict(config)
-        changed = [k for k in saved if k not in RUNTIME_FIELDS and saved[k] != ours[k]]
-        if changed:
-            raise InputError(
-                f"--resume: the run {str(out)!r} was made with other settings: "
-                f"{', '.join(changed)}."
-            )
-        return state
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise InputError(
-                f"The output folder {str(out)!r} is not empty; give --resume to continue that "
-                f"run or --overwrite to replace it."
-            )
-        for name in (
-            "checkpoints",
-            "metrics.jsonl",
-            "config.toml",
-            "split.parquet",
-            "patches.csv",
-            "report.html",
-        ):
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    return None
+    def split(self) -> pd.DataFrame:
+        return self.patches.split
+
+    def start(self, out: Path) -> None:
+        columns = ["image_id", "lesion_class", "x0", "y0", "x1", "y1", "cx", "cy", "split"]
+        write_csv(out / "patches.csv", self.patches.table[columns])
+
+    def finish(self, run: Run) -> None:
+        if run.ctx.is_main:
+            from segtrain.pretrain_report import write_report
+
+            write_report(Path(run.config.out), run.state.records)
 
 
-def pretrain(
-    config: PretrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True
-) -> Path:
-    """Pre-train the backbone as ``config`` says; return the run folder."""
-    out = Path(config.out)
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu")
-        if config.device == "auto"
-        else config.device
-    )
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(
-            f"--device {config.device} was asked for, but no CUDA device is available."
-        )
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True)
-    saved = _run_folder(config, resume=resume, overwrite=overwrite)
+def build(
+    config: PretrainConfig, ctx: distributed.Context, checkpoint: dict[str, Any] | None = None
+) -> Run:
+    """Make every object of a pre-training run (restored from ``checkpoint``); writes nothing."""
     patches = load_patches(config)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.toml", config.to_toml())
-    write_parquet(out / "split.parquet", patches.split)
-    write_csv(
-        out / "patches.csv",
-        patches.table[["image_id", "lesion_class", "x0", "y0", "x1", "y1", "cx", "cy", "split"]],
-    )
     table = patches.table
     train_rows = np.flatnonzero((table["split"] == "train").to_numpy())
     val_rows = np.flatnonzero((table["split"] == "val").to_numpy())
@@ -380,57 +282,38 @@ def pretrain(
     sampler = BalancedBatchSampler(
         table["class_index"].to_numpy(np.int64)[train_rows],
         len(LESION_CLASSES),
-        batch_size=config.batch_size,
+        batch_size=config.batch_size // ctx.world_size,
         seed=config.seed,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
     )
-    torch.manual_seed(config.seed)  # the initial weights
-    model = PatchClassifier(config.width).to(device)
-    state = State(
-        model, ModelEMA(model, config.ema_decay), torch.optim.Adam(model.parameters(), lr=config.lr)
-    )
-    if saved is not None:
-        state.restore(saved)
-    # The sampler starts at the batch the step count says: exact whatever the workers prefetch.
-    sampler.start = state.step
+    torch.manual_seed(config.seed)  # the initial weights, the same on every rank
+    model = PatchClassifier(config.width).to(ctx.device)
+    state = new_state(model, config, ctx, sampler)
+    if checkpoint is not None:
+        state.restore(checkpoint, ctx.rank)
     loader = DataLoader(
         _Rows(train_set, train_rows),
         batch_sampler=sampler,
         num_workers=config.workers,
         persistent_workers=config.workers > 0,
     )
+    val_local = val_rows[distributed.shard(val_rows.size, ctx)]
     val_loader = DataLoader(
-        _Rows(PatchDataset(patches, config.patch_size, None, config.seed), val_rows),
+        _Rows(PatchDataset(patches, config.patch_size, None, config.seed), val_local),
         batch_size=64,
         num_workers=min(config.workers, 1),
     )
     val_labels = table["class_index"].to_numpy(np.int64)[val_rows]
-    bar = _bar(config.steps, state.step, progress)
-    batches = iter(loader)
-    while state.step < config.steps:
-        model.train()
-        images, labels, _ = next(batches)
-        loss = F.cross_entropy(model(images.to(device)), labels.to(device))
-        if not torch.isfinite(loss):
-            raise InputError(
-                f"The loss is {loss.item()} at step {state.step + 1}; pre-training stopped. The "
-                f"last good checkpoint is {str(out / 'checkpoints' / 'last.pt')!r}."
-            )
-        state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        state.optimizer.step()
-        state.ema.update(model)
-        state.step += 1
-        if bar is not None:
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        if state.step % config.val_every == 0 or state.step == config.steps:
-            _validate_and_save(state, val_loader, val_labels, config, device)
-    if bar is not None:
-        bar.close()
-    from segtrain.pretrain_report import write_report
+    task = PretrainTask(ctx, patches, val_loader, val_labels)
+    return Run(config, ctx, state, wrap_model(model, ctx, compile=False), loader, task)
 
-    write_report(out, state.records)
-    return out
+
+def pretrain(
+    config: PretrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True
+) -> Path:
+    """Pre-train the backbone as ``config`` says; return the run folder."""
+    return execute(config, build, resume=resume, overwrite=overwrite, progress=progress)
 
 
 def read_records(run: Path) -> list[dict[str, Any]]:
@@ -454,42 +337,7 @@ class _Rows(Dataset[tuple[torch.Tensor, int, int]]):
         return self.dataset[int(self.rows[item])]
 
 
-def _validate_and_save(
-    state: State,
-    loader: DataLoader[Any],
-    labels: np.ndarray,
-    config: PretrainConfig,
-    device: torch.device,
-) -> None:
-    model = state.ema.module
-    model.eval()
-    with torch.no_grad():
-        probs = torch.cat(
-            [torch.softmax(model(x.to(device)).float(), dim=1).cpu() for x, _, _ in loader]
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a class absent from validation: its AUC is NaN
-        record = {
-            "step": state.step,
-            "segment": "__global__",
-            **patch_metrics(labels, probs.numpy()),
-        }
-    state.records.append(record)
-    improved = math.isfinite(record["wll"]) and record["wll"] < state.best_wll
-    if improved:
-        state.best_wll = record["wll"]
-    write_validation(config.out, state.checkpoint(config), state.records, improved=improved)
-
-
 def _progress(items: list[str], desc: str) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(items, desc=desc, unit="image", disable=None, leave=False)
-
-
-def _bar(total: int, initial: int, progress: bool) -> Any:
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="pretrain", unit="step", disable=None)

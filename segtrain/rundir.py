@@ -1,4 +1,4 @@
-"""The run folder of ``segtrain fit``: checked before anything is written, and resumed.
+"""The run folder of ``segtrain fit`` and ``pretrain``: checked before anything is written, resumed.
 
 A folder is *started* once it holds ``checkpoints/last.pt``. A folder that holds only segtrain's
 own files and no checkpoint (a run killed before its first validation) is not: the same ``fit``
@@ -17,7 +17,7 @@ import pandas as pd
 from segeval.io import to_jsonable, write_parquet, write_text
 from segeval.validation import InputError
 from segtrain.checkpoint import load_checkpoint, save_checkpoint
-from segtrain.config import TrainConfig, to_toml
+from segtrain.config import RunConfig, TrainConfig, to_toml
 
 OWN = (
     "config.toml",
@@ -27,6 +27,8 @@ OWN = (
     "checkpoints",
     "preds",
     "tensorboard",
+    "patches.csv",  # pretrain's
+    "report.html",
 )
 
 
@@ -34,7 +36,7 @@ def last_checkpoint(out: str | Path) -> Path:
     return Path(out) / "checkpoints" / "last.pt"
 
 
-def check_run_dir(config: TrainConfig, *, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+def check_run_dir(config: RunConfig, *, resume: bool, overwrite: bool) -> dict[str, Any] | None:
     """Check the run folder (writing nothing); return the checkpoint to resume from, if any."""
     out = Path(config.out)
     last = last_checkpoint(out)
@@ -46,7 +48,7 @@ def check_run_dir(config: TrainConfig, *, resume: bool, overwrite: bool) -> dict
         if not last.is_file():
             return None  # killed before its first checkpoint: start from step 0
         state = load_checkpoint(last)
-        changed = config_of(state, last).differences(config)
+        changed = config_of(state, last, type(config)).differences(config)
         if changed:
             flags = ", ".join("--" + c.replace("_", "-") for c in changed)
             raise InputError(f"--resume: the run {str(out)!r} was made with other {flags}.")
@@ -61,10 +63,15 @@ def check_run_dir(config: TrainConfig, *, resume: bool, overwrite: bool) -> dict
     return None
 
 
-def config_of(state: dict[str, Any], path: Path) -> TrainConfig:
-    """The configuration saved in a checkpoint."""
+def config_of(state: dict[str, Any], path: Path, kind: type[RunConfig] = TrainConfig) -> RunConfig:
+    """The configuration saved in a checkpoint of ``kind`` (fit's, unless told)."""
+    made_by = state.get("kind", TrainConfig.KIND)  # fit checkpoints before 'kind' were fit's
+    if made_by != kind.KIND:
+        raise InputError(
+            f"{str(path)!r} is a checkpoint of segtrain {made_by}, not of segtrain {kind.KIND}."
+        )
     try:
-        return TrainConfig(**state["config"])
+        return kind(**state["config"])
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(
             f"The checkpoint {str(path)!r} is not a complete segtrain checkpoint (its config "
@@ -72,7 +79,7 @@ def config_of(state: dict[str, Any], path: Path) -> TrainConfig:
         ) from exc
 
 
-def start_run_dir(config: TrainConfig, split: pd.DataFrame, *, step: int) -> None:
+def start_run_dir(config: RunConfig, split: pd.DataFrame, *, step: int) -> None:
     """Write config.toml and split.parquet; clear what a run from ``step`` must not keep."""
     out = Path(config.out)
     if step == 0:

@@ -10,14 +10,18 @@ Here the stream of sample indices is a pure function of its position t: the DS a
 sequence of permutations (permutation e of a pool is seeded by (seed, DS, label, e)). Resuming is
 therefore just remembering t, and several processes can read disjoint parts of one stream.
 The torch wrapper is :mod:`segtrain.sampler`.
+
+Strategies are registered in ``STRATEGIES`` (name -> :class:`StrategySpec`): a strategy is its
+quota kernel (slots of each DS in the pattern, from its label counts), or a pooled one (one DS
+holding everything). Adding one is a kernel, a registry entry and its tests.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -26,8 +30,84 @@ from segeval import Segments
 from segeval.segments import as_segments
 from segeval.validation import InputError, check_labels
 
-Strategy = Literal["periodic", "balanced-segments", "balanced-labels", "single-segment"]
-STRATEGIES: tuple[str, ...] = ("periodic", "balanced-segments", "balanced-labels", "single-segment")
+Strategy = Literal[
+    "periodic", "balanced-segments", "balanced-labels", "single-segment", "square-root"
+]
+Counts = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """A sampling strategy: how many slots of the pattern each usable DS gets.
+
+    ``quota(rarer)`` maps each usable DS's count of its rarer label (n_i > 0) to its slots (>= 1);
+    a ``pooled`` strategy has no pattern: one DS holding every sample, labels alternating.
+    ``needs_segment``: the strategy draws one DS, named by ``segment=``.
+    """
+
+    name: str
+    summary: str
+    quota: Callable[[Counts], Counts] | None = None
+    pooled: bool = False
+    needs_segment: bool = False
+
+
+def _square_root(rarer: Counts) -> Counts:
+    # Integer slots proportional to sqrt(n_i): the largest DS keeps its n_i slots and the others
+    # get sqrt(n_i * n_max) >= sqrt(n_max), so rounding to slots barely moves the shares.
+    scaled = np.sqrt(rarer.astype(np.float64) * float(rarer.max()))
+    return np.maximum(1, np.rint(scaled)).astype(np.int64)
+
+
+STRATEGIES: dict[str, StrategySpec] = {
+    spec.name: spec
+    for spec in (
+        StrategySpec(
+            "periodic",
+            "each DS in proportion to its rarer label n_i, labels alternating (the paper)",
+            quota=lambda rarer: rarer,
+        ),
+        StrategySpec(
+            "balanced-segments",
+            "every DS equally often, labels alternating",
+            quota=np.ones_like,
+        ),
+        StrategySpec(
+            "balanced-labels",
+            "all samples pooled, labels alternating (segments ignored)",
+            pooled=True,
+        ),
+        StrategySpec(
+            "single-segment",
+            "one DS (segment=), labels alternating",
+            quota=lambda rarer: rarer,
+            needs_segment=True,
+        ),
+        StrategySpec(
+            "square-root",
+            "each DS in proportion to the square root of n_i: between periodic and "
+            "balanced-segments",
+            quota=_square_root,
+        ),
+    )
+}
+assert set(STRATEGIES) == set(get_args(Strategy)), "the registry and the Strategy type differ"
+
+
+def strategy_spec(strategy: str) -> StrategySpec:
+    """The registered strategy of that name; InputError naming the known ones otherwise."""
+    spec = STRATEGIES.get(strategy)
+    if spec is None:
+        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}.")
+    return spec
+
+
+def check_sampling_input(
+    labels: ArrayLike, segments: Segments | ArrayLike
+) -> tuple[NDArray[np.int8], Segments]:
+    """Labels (0/1) and their segments, checked once at the boundary."""
+    y = check_labels(labels, "labels")
+    return y, as_segments(segments, y.size, "labels")
 
 
 class _FreeSlots:
@@ -113,11 +193,6 @@ def build_pattern(n_min: ArrayLike) -> NDArray[np.int32]:
     return pattern
 
 
-def _check_strategy(strategy: str) -> None:
-    if strategy not in STRATEGIES:
-        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}.")
-
-
 @dataclass(frozen=True)
 class Plan:
     """What a strategy draws: per DS its counts, n_min, share of the pattern, and pattern."""
@@ -129,6 +204,7 @@ class Plan:
     quota: NDArray[np.int64]  # slots of each DS in the pattern (0 = not drawn)
     proportion: NDArray[np.float64]  # p_i: the expected share of draws from DS i
     left_out: tuple[str, ...]
+    pooled: bool = False  # one DS holding every sample: no pattern over the DSs
 
 
 def make_plan(
@@ -138,51 +214,61 @@ def make_plan(
     *,
     segment: str | None = None,
 ) -> Plan:
-    """Per-DS quotas of a strategy.
+    """Per-DS quotas of a strategy (see ``STRATEGIES``).
 
     - ``periodic``: n_i = count of the rarer label of DS i (the paper);
     - ``balanced-segments``: every usable DS gets the same quota;
     - ``balanced-labels``: one DS holding every sample (reported per DS by its share of draws);
-    - ``single-segment``: only ``segment``.
+    - ``single-segment``: only ``segment``;
+    - ``square-root``: quotas proportional to sqrt(n_i).
 
     A DS with one label only cannot alternate labels: it is left out with a warning naming it
     (not for ``balanced-labels``, which pools everything). Every DS left out is an error.
     """
-    _check_strategy(strategy)
-    y = check_labels(labels, "labels")
-    seg = as_segments(segments, y.size, "labels")
+    y, seg = check_sampling_input(labels, segments)
+    return plan_checked(y, seg, strategy, segment=segment)
+
+
+def plan_checked(
+    y: NDArray[np.int8], seg: Segments, strategy: str, *, segment: str | None = None
+) -> Plan:
+    """:func:`make_plan` on labels and segments already checked (:func:`check_sampling_input`)."""
+    spec = strategy_spec(strategy)
     counts = np.bincount(seg.codes * 2 + y, minlength=2 * len(seg)).reshape(-1, 2)
     n_neg, n_pos = counts[:, 0].astype(np.int64), counts[:, 1].astype(np.int64)
     rarer = np.minimum(n_pos, n_neg)
-    if strategy == "single-segment":
+    if spec.needs_segment:
         if segment not in seg.names:
             raise InputError(
-                f"strategy 'single-segment' needs segment= one of {', '.join(seg.names)}; "
+                f"strategy {strategy!r} needs segment= one of {', '.join(seg.names)}; "
                 f"got {segment!r}."
             )
         keep = np.array([name == segment for name in seg.names])
     elif segment is not None:
-        raise InputError(f"segment= is only used with strategy 'single-segment'; got {strategy!r}.")
+        needing = " or ".join(repr(s.name) for s in STRATEGIES.values() if s.needs_segment)
+        raise InputError(f"segment= is only used with strategy {needing}; got {strategy!r}.")
     else:
         keep = np.ones(len(seg), dtype=bool)
-    if strategy == "balanced-labels":
+    if spec.pooled:
         if int(n_pos.sum()) == 0 or int(n_neg.sum()) == 0:
             raise InputError("The labels hold one class only; no strategy can alternate labels.")
         # Half the draws are positives drawn from all positives, half negatives from all negatives.
         share = 0.5 * (n_pos / n_pos.sum() + n_neg / n_neg.sum())
-        return Plan(strategy, seg.names, n_pos, n_neg, np.zeros_like(n_pos), share, ())
+        return Plan(strategy, seg.names, n_pos, n_neg, np.zeros_like(n_pos), share, (), True)
+    assert spec.quota is not None
     one_label = keep & (rarer == 0)
     left_out = tuple(name for name, bad in zip(seg.names, one_label, strict=True) if bad)
     if left_out:
         warnings.warn(
             f"Segment(s) with one label only are left out of the sampling: {', '.join(left_out)}.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     usable = keep & (rarer > 0)
     if not usable.any():
         raise InputError("Every segment is left out: none has samples of both labels.")
-    quota = np.where(usable, rarer if strategy != "balanced-segments" else 1, 0)
+    quota = np.zeros_like(rarer)
+    quota[usable] = spec.quota(rarer[usable])
     return Plan(strategy, seg.names, n_pos, n_neg, quota, quota / quota.sum(), left_out)
 
 
@@ -195,7 +281,7 @@ class IndexStream:
         0/1 label of each sample.
     segments : Segments or one segment label per sample
         DS membership (see :func:`segeval.segment_keys`).
-    strategy : {"periodic", "balanced-segments", "balanced-labels", "single-segment"}
+    strategy : a name of ``STRATEGIES``
     seed : int
         The stream is a pure function of (labels, segments, strategy, segment, seed).
     segment : str, optional
@@ -211,18 +297,29 @@ class IndexStream:
         seed: int = 0,
         segment: str | None = None,
     ) -> None:
+        y, seg = check_sampling_input(labels, segments)
+        self._build(y, seg, plan_checked(y, seg, strategy, segment=segment), seed)
+
+    @classmethod
+    def from_plan(
+        cls, y: NDArray[np.int8], segments: Segments, plan: Plan, *, seed: int = 0
+    ) -> IndexStream:
+        """The stream of ``plan`` for labels and segments already checked (no check again)."""
+        stream = cls.__new__(cls)
+        stream._build(y, segments, plan, seed)
+        return stream
+
+    def _build(self, y: NDArray[np.int8], segments: Segments, plan: Plan, seed: int) -> None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise InputError(f"seed must be a non-negative integer; got {seed!r}.")
         self.seed = int(seed)
-        y = check_labels(labels, "labels")
-        segments = as_segments(segments, y.size, "labels")
-        self.plan = make_plan(y, segments, strategy, segment=segment)
-        if strategy == "balanced-labels":
+        self.plan = plan
+        if plan.pooled:
             codes = np.zeros(y.size, dtype=np.int64)  # one DS holding everything
             pattern = np.zeros(1, dtype=np.int32)
         else:
             codes = segments.codes
-            pattern = build_pattern(self.plan.quota)
+            pattern = build_pattern(plan.quota)
         self.pattern = pattern
         self.n_ds = int(codes.max()) + 1
         # occurrence[s]: how many earlier slots of the pattern hold the same DS.

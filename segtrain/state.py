@@ -1,4 +1,9 @@
-"""``TrainState``: everything a checkpoint saves and restores, on one rank or many."""
+"""``TrainState``: everything a checkpoint saves and restores, on one rank or many.
+
+``fit`` and ``pretrain`` share it: a model, its EMA, the optimizer, a batch sampler following
+the :class:`segtrain.sampler.BatchStream` protocol (``state_dict`` / ``load_state_dict``, its
+state fingerprinted), the augmentation RNG, the step, the best WLL and the validation records.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,9 @@ import torch
 from segeval.io import to_jsonable
 from segeval.validation import InputError
 from segtrain import distributed
-from segtrain.config import TrainConfig
+from segtrain.config import RunConfig
 from segtrain.ema import ModelEMA
-from segtrain.sampler import PeriodicBatchSampler
+from segtrain.sampler import BatchStream
 
 
 @dataclass
@@ -25,15 +30,16 @@ class TrainState:
     model: torch.nn.Module
     ema: ModelEMA
     optimizer: torch.optim.Optimizer
-    sampler: PeriodicBatchSampler
+    sampler: BatchStream
     generator: torch.Generator
     step: int = 0
     best_wll: float = math.inf
     records: list[dict[str, Any]] = field(default_factory=list)
 
-    def checkpoint(self, config: TrainConfig, ctx: distributed.Context) -> dict[str, Any]:
+    def checkpoint(self, config: RunConfig, ctx: distributed.Context) -> dict[str, Any]:
         """The checkpoint dict (a collective under torchrun: every rank must call it)."""
         return {
+            "kind": config.KIND,
             "config": config.to_dict(),
             "step": self.step,
             "model": self.model.state_dict(),

@@ -6,52 +6,42 @@ segment with segeval; the checkpoint with the lowest global validation WLL is ``
 latest ``last.pt`` (for resume). At the end, ``preds/val.parquet`` holds the predictions of
 ``best.pt`` on the validation set. Only rank 0 writes.
 
-Three pieces, each usable alone: :func:`build` makes every object of a run (checking all input
-before anything is written), :func:`train_step` is one optimizer step, and :func:`train_loop`
-runs steps, validates and checkpoints. :func:`fit` wires them.
+``fit`` is one use of the run skeleton (:mod:`segtrain.loop`), ``pretrain`` the other:
+:func:`build` makes every object of a run (checking all input before anything is written) and
+:class:`FitTask` says what fit's batches, loss, validation and final outputs are.
 """
 
 from __future__ import annotations
 
-import math
 import signal
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from segeval import GLOBAL, Segments, segment_table
+from segeval import Segments, segment_table
 from segeval.io import write_parquet
-from segeval.validation import InputError
 from segtrain import distributed
 from segtrain.augment import AugmentConfig, augment
-from segtrain.checkpoint import load_backbone, load_checkpoint, save_checkpoint
-from segtrain.config import TrainConfig
+from segtrain.checkpoint import load_backbone, load_checkpoint
+from segtrain.config import RunConfig, TrainConfig
 from segtrain.data import Data, load_data
 from segtrain.dataset import ManifestDataset, is_prepared
 from segtrain.ema import ModelEMA
-from segtrain.inference import autocast, evaluate, prediction_frame
-from segtrain.logs import TrainLog, check_tensorboard
+from segtrain.inference import evaluate, prediction_frame
+from segtrain.loop import Run, TrainingError, execute, train_step, wrap_model
 from segtrain.manifest import lesion_boxes
 from segtrain.model import Classifier
-from segtrain.rundir import (
-    check_run_dir,
-    discard_unstarted,
-    last_checkpoint,
-    start_run_dir,
-    write_validation,
-)
-from segtrain.sampler import PeriodicBatchSampler
+from segtrain.sampler import BatchStream, PeriodicBatchSampler
 from segtrain.state import TrainState
-from segtrain.stop import Interrupted, StopRequest
 
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a NaN loss); the message says what was kept."""
+__all__ = ["FitTask", "TrainingError", "build", "build_model", "fit", "new_state", "train_step"]
 
 
 def _subset_segments(segments: Segments, rows: np.ndarray) -> np.ndarray:
@@ -82,34 +72,69 @@ class Augmentation:
     background: torch.Tensor  # (n,) per manifest row
 
 
-@dataclass
-class Run:
-    """Every object of a training run, built by :func:`build`."""
+class FitTask:
+    """fit's part of a run: augmented image batches, cross-entropy, validation per segment,
+    and the validation predictions of best.pt at the end."""
 
-    config: TrainConfig
-    ctx: distributed.Context
+    def __init__(
+        self,
+        ctx: distributed.Context,
+        data: Data,
+        val: Validation,
+        augmentation: Augmentation | None,
+    ) -> None:
+        self.ctx, self.data, self.val, self.augmentation = ctx, data, val, augmentation
+
+    def batch(self, batch: Any, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels, rows = batch
+        images = images.to(self.ctx.device, non_blocking=True)
+        if self.ctx.device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        aug = self.augmentation
+        if aug is not None:
+            images = augment(
+                images,
+                boxes=aug.boxes[rows],
+                background=aug.background[rows],
+                cfg=aug.config,
+                generator=generator,
+            )
+        return images, labels.to(self.ctx.device)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels)
+
+    def validate(self, state: TrainState) -> list[dict[str, Any]]:
+        scores = evaluate(state.ema.module, self.val.loader, self.ctx)
+        return validation_records(state.step, self.val.labels, scores, self.val.segments)
+
+    def split(self) -> pd.DataFrame:
+        return self.data.manifest[["image_id", "split"]].reset_index(drop=True)
+
+    def start(self, out: Path) -> None:
+        pass  # config.toml and split.parquet are all fit writes first
+
+    def finish(self, run: Run) -> None:
+        _write_val_predictions(run, self)
+
+
+@dataclass
+class FitRun(Run):
+    """A fit run: the skeleton's objects, and fit's data."""
+
     data: Data
-    state: TrainState
-    model: torch.nn.Module  # what the step calls: the model, under DDP and torch.compile
-    loader: DataLoader[Any]
-    val: Validation
-    augmentation: Augmentation | None
 
 
 def build(
     config: TrainConfig, ctx: distributed.Context, checkpoint: dict[str, Any] | None = None
-) -> Run:
+) -> FitRun:
     """Make every object of a run (restored from ``checkpoint``); writes nothing."""
-    if config.batch_size % ctx.world_size:
-        raise InputError(
-            f"--batch-size {config.batch_size} does not split over {ctx.world_size} processes."
-        )
     data = load_data(config)
     sampler = PeriodicBatchSampler(
         data.manifest["label"].to_numpy()[data.train],
         _subset_segments(data.segments, data.train),
         batch_size=config.batch_size // ctx.world_size,
-        strategy=config.strategy,  # type: ignore[arg-type]
+        strategy=config.strategy,
         seed=config.seed,
         rank=ctx.rank,
         world_size=ctx.world_size,
@@ -119,28 +144,27 @@ def build(
     model = build_model(config).to(ctx.device)
     if ctx.device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    ema = ModelEMA(model, config.ema_decay)
-    if ctx.world_size > 1:
-        distributed.convert_batchnorm(model)
-    generator = torch.Generator().manual_seed(config.seed * 1000 + ctx.rank)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    state = TrainState(model, ema, optimizer, sampler, generator)
+    state = new_state(model, config, ctx, sampler)
     if checkpoint is not None:
         state.restore(checkpoint, ctx.rank)
-    step_model: torch.nn.Module = model
+    loader, val = _loaders(config, ctx, data, sampler)
+    augmentation = _augmentation(config, data) if config.augment else None
+    task = FitTask(ctx, data, val, augmentation)
+    step_model = wrap_model(model, ctx, compile=config.compile)
+    return FitRun(config, ctx, state, step_model, loader, task, data)
+
+
+def new_state(
+    model: torch.nn.Module, config: RunConfig, ctx: distributed.Context, sampler: BatchStream
+) -> TrainState:
+    """A fresh state (fit's and pretrain's): the EMA of ``model``, batch norm over the global
+    batch under torchrun, Adam, and the augmentation RNG of this rank."""
+    ema = ModelEMA(model, config.ema_decay)
     if ctx.world_size > 1:
-        step_model = torch.nn.parallel.DistributedDataParallel(model)
-    if config.compile:
-        step_model = torch.compile(step_model)  # type: ignore[assignment]
-    return Run(
-        config,
-        ctx,
-        data,
-        state,
-        step_model,
-        *_loaders(config, ctx, data, sampler),
-        _augmentation(config, data) if config.augment else None,
-    )
+        distributed.convert_batchnorm(model, ctx.device)  # in place
+    generator = torch.Generator().manual_seed(config.seed * 1000 + ctx.rank)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    return TrainState(model, ema, optimizer, sampler, generator)
 
 
 def _loaders(
@@ -158,7 +182,7 @@ def _loaders(
         persistent_workers=config.workers > 0,
         worker_init_fn=_ignore_ctrl_c,
     )
-    val_local = data.val[_shard(data.val.size, ctx)]
+    val_local = data.val[distributed.shard(data.val.size, ctx)]
     val_loader = DataLoader(
         Subset(dataset, val_local.tolist()),
         batch_size=32,
@@ -193,101 +217,18 @@ def _augmentation(config: TrainConfig, data: Data) -> Augmentation:
     )
 
 
-def _shard(n: int, ctx: distributed.Context) -> np.ndarray:
-    """Contiguous share of range(n) for this rank; shares concatenate to range(n) in order."""
-    bounds = np.linspace(0, n, ctx.world_size + 1).round().astype(int)
-    return np.arange(bounds[ctx.rank], bounds[ctx.rank + 1])
-
-
 def batch_to_device(
-    batch: Any, run: Run, generator: torch.Generator
+    batch: Any, run: FitRun, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A loader batch as (images, labels) on the device, augmented if the run augments."""
-    images, labels, rows = batch
-    images = images.to(run.ctx.device, non_blocking=True)
-    if run.ctx.device.type == "cuda":
-        images = images.contiguous(memory_format=torch.channels_last)
-    aug = run.augmentation
-    if aug is not None:
-        images = augment(
-            images,
-            boxes=aug.boxes[rows],
-            background=aug.background[rows],
-            cfg=aug.config,
-            generator=generator,
-        )
-    return images, labels.to(run.ctx.device)
-
-
-def train_step(
-    state: TrainState,
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    ctx: distributed.Context,
-) -> float:
-    """One optimizer step: forward, cross-entropy, backward, Adam, EMA; returns the loss.
-
-    ``model`` is what is called (``state.model`` itself, or wrapped by DDP / torch.compile).
-    """
-    model.train()
-    with autocast(ctx):
-        logits = model(images)
-    loss = F.cross_entropy(logits.float(), labels)
-    value = float(loss.item())
-    if not math.isfinite(value):
-        raise TrainingError(f"The loss is {value} at step {state.step + 1}; training stopped.")
-    state.optimizer.zero_grad(set_to_none=True)
-    loss.backward()  # type: ignore[no-untyped-call]
-    state.optimizer.step()
-    state.ema.update(state.model)
-    state.step += 1
-    return value
-
-
-def train_loop(run: Run, log: TrainLog | None, stop: StopRequest) -> None:
-    """Steps until ``config.steps``: validate and checkpoint every ``val_every`` steps."""
-    state, config, ctx = run.state, run.config, run.ctx
-    batches = iter(state.sampler.track(run.loader))
-    while state.step < config.steps:
-        images, labels = batch_to_device(_next_batch(batches), run, state.generator)
-        try:
-            loss = train_step(state, run.model, images, labels, ctx)
-        except TrainingError as exc:
-            raise TrainingError(
-                f"{exc} The last good checkpoint is {str(last_checkpoint(config.out))!r} (step "
-                f"of the last validation)."
-            ) from None
-        if log is not None:
-            lr = float(state.optimizer.param_groups[0]["lr"])
-            log.step(state.step, loss, lr, images.shape[0] * ctx.world_size)
-        saved = state.step % config.val_every == 0 or state.step == config.steps
-        if saved:
-            best = validate_and_save(run)
-            if log is not None:
-                log.validation([r for r in state.records if r["step"] == state.step], best)
-        if stop.requested(ctx):
-            if not saved:
-                save_last(run)
-            raise Interrupted(
-                f"interrupted at step {state.step}; checkpoints/last.pt is saved. Continue with: "
-                f"segtrain fit --resume {config.out}"
-            )
-
-
-def _next_batch(batches: Any) -> Any:
-    try:
-        return next(batches)
-    except InputError as exc:
-        # A loader worker's error arrives as a whole traceback: keep its last line.
-        last = str(exc).strip().splitlines()[-1]
-        raise InputError(last.split(": ", 1)[-1] if "Traceback" in str(exc) else last) from None
+    task = run.task
+    assert isinstance(task, FitTask)
+    return task.batch(batch, generator)
 
 
 def validation_records(
     step: int, y: np.ndarray, scores: np.ndarray, segments: np.ndarray
 ) -> list[dict[str, Any]]:
-    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one-class segments: NaN, recorded as such
@@ -312,131 +253,26 @@ def validation_records(
     ]
 
 
-def validate_and_save(run: Run) -> int | None:
-    """Validate the EMA weights; rank 0 logs the metrics and writes last.pt (and best.pt).
-
-    Returns the step of the best validation so far.
-    """
-    state, config, ctx = run.state, run.config, run.ctx
-    scores = evaluate(state.ema.module, run.val.loader, ctx)
-    new = validation_records(state.step, run.val.labels, scores, run.val.segments)
-    state.records += new
-    wll = next(r["wll"] for r in new if r["segment"] == GLOBAL)
-    improved = math.isfinite(wll) and wll < state.best_wll
-    if improved:
-        state.best_wll = wll
-    checkpoint = state.checkpoint(config, ctx)
-    if ctx.is_main:
-        write_validation(config.out, checkpoint, state.records, improved=improved)
-    _barrier(ctx)  # every rank sees the checkpoints rank 0 has just written
-    best = [
-        r["step"] for r in state.records if r["segment"] == GLOBAL and r["wll"] == state.best_wll
-    ]
-    return best[0] if best else None
-
-
-def save_last(run: Run) -> None:
-    """Write last.pt without validating (Ctrl-C between two validations)."""
-    checkpoint = run.state.checkpoint(run.config, run.ctx)
-    if run.ctx.is_main:
-        save_checkpoint(last_checkpoint(run.config.out), checkpoint)
-    _barrier(run.ctx)
-
-
 def fit(
     config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True
 ) -> Path:
     """Train as ``config`` says; return the run folder.
 
     Every input is checked before the run folder is written. Ctrl-C finishes the current step,
-    writes last.pt and raises :class:`Interrupted`.
+    writes last.pt and raises :class:`segtrain.stop.Interrupted`.
     """
-    try:
-        ctx = distributed.setup(config.device)
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
-    try:
-        return _fit(config, ctx, resume=resume, overwrite=overwrite, progress=progress)
-    finally:
-        distributed.teardown()
+    return execute(config, build, resume=resume, overwrite=overwrite, progress=progress)
 
 
-def _fit(
-    config: TrainConfig, ctx: distributed.Context, *, resume: bool, overwrite: bool, progress: bool
-) -> Path:
-    if ctx.device.type == "cpu":
-        torch.use_deterministic_algorithms(True)
-    if config.tensorboard:
-        check_tensorboard()
-    checkpoint = _checked_run_dir(config, ctx, resume=resume, overwrite=overwrite)
-    run = build(config, ctx, checkpoint)
-    if run.state.step > config.steps:  # before config.toml is rewritten with the smaller number
-        raise InputError(
-            f"--steps {config.steps} is below the {run.state.step} steps this run has done; "
-            f"give --steps {run.state.step} or more to continue it."
-        )
-    out = Path(config.out)
-    log = None
-    if ctx.is_main:
-        split = run.data.manifest[["image_id", "split"]].reset_index(drop=True)
-        start_run_dir(config, split, step=run.state.step)
-        log = TrainLog(
-            out,
-            steps=config.steps,
-            start=run.state.step,
-            every=config.log_every,
-            show=progress,
-            tensorboard=config.tensorboard,
-        )
-    try:
-        with StopRequest() as stop:
-            train_loop(run, log, stop)
-    except (InputError, TrainingError):
-        if ctx.is_main and checkpoint is None:
-            discard_unstarted(out)  # failed before its first checkpoint: leave nothing behind
-        raise
-    finally:
-        if log is not None:
-            log.close()
-    _write_val_predictions(run)
-    return out
-
-
-def _checked_run_dir(
-    config: TrainConfig, ctx: distributed.Context, *, resume: bool, overwrite: bool
-) -> dict[str, Any] | None:
-    """Rank 0 checks the run folder; every rank stops with its message, none waits forever."""
-    state, error = None, None
-    if ctx.is_main:
-        try:
-            state = check_run_dir(config, resume=resume, overwrite=overwrite)
-        except InputError as exc:
-            error = str(exc)
-    if ctx.world_size > 1:
-        shared: list[Any] = [error, state is not None]
-        torch.distributed.broadcast_object_list(shared, src=0)
-        error = shared[0]
-        if shared[1] and not ctx.is_main:
-            state = load_checkpoint(last_checkpoint(config.out))
-    if error is not None:
-        raise InputError(error)
-    return state
-
-
-def _barrier(ctx: distributed.Context) -> None:
-    if ctx.world_size > 1:
-        torch.distributed.barrier()
-
-
-def _write_val_predictions(run: Run) -> None:
+def _write_val_predictions(run: Run, task: FitTask) -> None:
     out = Path(run.config.out)
     best_path = out / "checkpoints" / "best.pt"
     if not best_path.is_file():  # every validation WLL was undefined
         return
     ema = run.state.ema
     ema.load_state_dict(load_checkpoint(best_path)["ema"])
-    scores = evaluate(ema.module, run.val.loader, run.ctx)
+    scores = evaluate(ema.module, task.val.loader, run.ctx)
     if run.ctx.is_main:
-        rows = run.data.manifest.iloc[run.data.val]
+        rows = task.data.manifest.iloc[task.data.val]
         preds = prediction_frame(rows, scores, out.name, run.config.segment_by)
         write_parquet(out / "preds" / "val.parquet", preds)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from segeval.validation import InputError
-from segtrain.checkpoint import check_same_model, load_checkpoint, save_checkpoint
+from segtrain.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_round_trip_and_atomic_failure(tmp_path, monkeypatch):
@@ -47,16 +47,3 @@ def test_weights_only_refuses_code(tmp_path):
     with pytest.raises(InputError, match="is not a trusted segtrain checkpoint") as caught:
         load_checkpoint(tmp_path / "evil.pt")
     assert "weights_only=False" not in str(caught.value)  # never advise turning it off
-
-
-def test_model_mismatch_is_named():
-    with pytest.raises(
-        InputError,
-        match=r"made for another model: image_height is 1152 there "
-        r"and 224 here; width is 1\.0 there and 0\.5 here",
-    ):
-        check_same_model(
-            {"image_height": 1152, "image_width": 832, "width": 1.0},
-            {"image_height": 224, "image_width": 832, "width": 0.5},
-            "The checkpoint",
-        )

@@ -85,3 +85,14 @@ def test_differences_ignore_where_and_how_long():
 def test_each_bad_setting_is_named_by_its_flag(change, message):
     with pytest.raises(InputError, match=re.escape(message)):
         TrainConfig(manifest="m", segment_by="s", out="o", **change)
+
+
+def test_every_registered_strategy_is_a_setting_and_a_fit_choice():
+    from segtrain.cli import build_parser
+    from segtrain.sampling import STRATEGIES
+
+    fit = build_parser()._subparsers._group_actions[0].choices["fit"]  # type: ignore[union-attr]
+    (strategy,) = [a for a in fit._actions if a.dest == "strategy"]
+    assert list(strategy.choices) == list(STRATEGIES)
+    config = TrainConfig(manifest="m", segment_by="s", out="o", strategy="square-root")
+    assert config.strategy == "square-root"

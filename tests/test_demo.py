@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from segeval.report import fmt
 from tests.test_report import SECTIONS, Tables, metric_tables
@@ -26,6 +27,7 @@ RUNS = [
 ]
 
 
+@pytest.mark.slow  # about 2 minutes on 2 idle cores: `pytest -m 'not slow'` skips it
 def test_quick_demo_end_to_end(tmp_path):
     demo = [sys.executable, str(ROOT / "examples" / "demo.py"), "--quick", "--seeds", "2"]
     done = subprocess.run(
@@ -98,3 +100,15 @@ def test_quick_demo_end_to_end(tmp_path):
     lines = tables.stdout.splitlines()
     assert sum(line.startswith(("| exp1", "| exp2")) for line in lines) == 6 + 4 + 6
     assert sum("| 2 |" in line for line in lines if line.startswith("| exp1_periodic")) == 1
+
+
+def test_a_local_run_can_skip_the_demo():
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "not slow", __file__],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert "test_quick_demo_end_to_end" not in done.stdout
+    assert "test_a_local_run_can_skip_the_demo" in done.stdout

@@ -118,3 +118,22 @@ def test_json_has_no_nan(tmp_path):
     }
     write_text(tmp_path / "t.txt", "é")
     assert (tmp_path / "t.txt").read_text(encoding="utf-8") == "é"
+
+
+def test_writes_never_change_the_umask(tmp_path, monkeypatch):
+    # Reading the umask means setting it (os.umask); done per write, a thread creating a file
+    # meanwhile would get the temporary mask. It is read once, at import.
+    import segeval.io as io
+
+    def umask(mask):
+        raise AssertionError("os.umask called while writing")
+
+    monkeypatch.setattr(os, "umask", umask)
+    write_text(tmp_path / "a.txt", "x")
+    io.write_files({tmp_path / "b.txt": "y"})
+    for name in ("a.txt", "b.txt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~io._UMASK
+    monkeypatch.undo()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert mask == io._UMASK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -48,33 +49,94 @@ def test_segeval_never_imports_segtrain_or_torch():
         assert not roots & {"segtrain", "torch"}, path.name
 
 
-def test_statistics_do_not_import_the_layers_above():
-    # Pure statistics at the bottom; evaluation, reporting and CLI on top.
-    upper = {"segeval.cli", "segeval.cliutils", "segeval.report", "segeval.evaluate", "segeval.io"}
-    for name in (
-        "_kernels",
-        "_slice_kernels",
-        "slices",
-        "validation",
-        "metrics",
-        "resampling",
-        "op_spread",
-        "engine",
-        "bootstrap",
-        "delong",
-        "significance",
-        "segments",
-        "table",
-        "synchronization",
-        "leakage",
-        "runs",
-    ):
-        assert not imported_modules(ROOT / "segeval" / f"{name}.py") & upper, name
+# segeval's layers, bottom up: a module imports its own layer and those below, never above.
+LAYERS = (
+    ("core", {"validation", "_kernels", "_op_kernels", "_slice_kernels", "segments"}),
+    (
+        "statistics",
+        {
+            "metrics",
+            "op_metrics",
+            "registry",
+            "resampling",
+            "significance",
+            "delong",
+            "op_spread",
+            "audit",
+            "diagnostics",
+            "scorecard",
+            "synthetic",
+        },
+    ),
+    ("engine", {"engine"}),
+    ("views", {"bootstrap", "table", "synchronization", "frames", "runs", "leakage", "slices"}),
+    ("files", {"io"}),
+    ("evaluation and presentation", {"evaluation", "discover", "report", "plots", "plot"}),
+    ("interface", {"cliutils", "cli", "__init__"}),
+)
+
+
+def segeval_imports(path: Path) -> set[str]:
+    """The segeval modules ``path`` imports (``from segeval import x`` counts x if a module)."""
+    modules = set()
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "segeval":
+            modules |= {a.name for a in node.names if (ROOT / "segeval" / f"{a.name}.py").exists()}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("segeval."):
+            modules.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            modules |= {a.name.split(".")[1] for a in node.names if a.name.startswith("segeval.")}
+    return modules
+
+
+def test_every_segeval_module_has_a_layer_and_imports_none_above_it():
+    layer_of = {name: k for k, (_, names) in enumerate(LAYERS) for name in names}
+    present = {p.stem for p in (ROOT / "segeval").glob("*.py")}
+    assert sorted(present - set(layer_of)) == [], "modules without a layer"
+    assert sorted(set(layer_of) - present) == [], "layers list modules that do not exist"
+    for name in sorted(present):
+        above = {
+            m
+            for m in segeval_imports(ROOT / "segeval" / f"{name}.py")
+            if layer_of[m] > layer_of[name]
+        }
+        assert not above, f"{name} ({LAYERS[layer_of[name]][0]}) imports {sorted(above)}"
+
+
+def test_segtrain_imports_only_declared_segeval_names():
+    # What segtrain takes from segeval is declared there (__all__): the surface segeval keeps.
+    for path in sorted((ROOT / "segtrain").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        aliases = {
+            a.asname or a.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for a in node.names
+            if a.name == "segeval"
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "segeval":
+                module = importlib.import_module(node.module)
+                declared = getattr(module, "__all__", None)
+                assert declared is not None, f"{path.name}: {node.module} declares no __all__"
+                undeclared = sorted({a.name for a in node.names} - set(declared))
+                assert not undeclared, f"{path.name} imports {undeclared} from {node.module}"
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+            ):
+                assert node.attr in segeval.__all__, f"{path.name} uses segeval.{node.attr}"
 
 
 def test_public_api_is_exported():
     for name in segeval.__all__:
         assert hasattr(segeval, name), name
+    for module in ("io", "cliutils", "segments", "validation"):
+        declared = importlib.import_module(f"segeval.{module}")
+        for name in declared.__all__:
+            assert hasattr(declared, name), (module, name)
 
 
 def test_segtrain_uses_only_segeval_public_modules():
@@ -118,3 +180,18 @@ def test_only_the_engine_draws_resamples():
             continue
         assert not names_used(path) & DRAWING, f"{path.name} draws resamples itself"
     assert names_used(ROOT / "segeval" / "engine.py") & DRAWING  # the test sees the engine's
+
+
+def test_segtrain_has_a_face():
+    code = (
+        "import segtrain\n"
+        "from segtrain import PeriodicBatchSampler, TrainConfig, fit, predict\n"
+        "from segtrain.sampler import PeriodicBatchSampler as S\n"
+        "from segtrain.predict import predict as p\n"
+        "assert PeriodicBatchSampler is S and predict is p and segtrain.predict is p\n"
+        "assert callable(fit) and TrainConfig.__name__ == 'TrainConfig'\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

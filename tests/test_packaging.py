@@ -65,6 +65,8 @@ def test_report_runs_from_the_wheel_in_a_fresh_venv(wheel, tmp_path):
             "install",
             "--no-deps",
             "--no-index",
+            # A segeval already on PYTHONPATH (a checkout being tested) must not stop the install.
+            "--force-reinstall",
             "-q",
             str(wheel),
         ],

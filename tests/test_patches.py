@@ -81,9 +81,25 @@ def test_batches_hold_every_class_equally():
     # Keys number the stream's elements; the stream is a pure function of the seed.
     assert [k for _, k in sampler.batch(2)] == list(range(128, 192))
     again = BalancedBatchSampler(labels, 5, batch_size=64, seed=3)
-    again.start = 7
+    again.load_state_dict(sampler.state_dict() | {"next_batch": 7})  # the fingerprinted state
     assert next(iter(again)) == sampler.batch(7)
+    other = BalancedBatchSampler(labels, 5, batch_size=32, seed=3)
+    with pytest.raises(InputError, match="belongs to another stream"):
+        other.load_state_dict(sampler.state_dict())
     assert BalancedBatchSampler(labels, 5, batch_size=64, seed=4).batch(0) != sampler.batch(0)
+
+
+def test_ranks_split_each_global_batch_keys_included():
+    # Under torchrun each rank takes a contiguous block of the global batch, keys (hence
+    # augmentations) included: W processes of batch b draw what one process of batch W*b does.
+    labels = np.repeat(np.arange(5), [50, 3, 7, 20, 1])
+    single = BalancedBatchSampler(labels, 5, batch_size=12, seed=1)
+    ranks = [
+        BalancedBatchSampler(labels, 5, batch_size=4, seed=1, rank=r, world_size=3)
+        for r in range(3)
+    ]
+    for k in range(10):
+        assert [x for r in ranks for x in r.batch(k)] == single.batch(k)
 
 
 def test_a_class_without_samples_is_refused():

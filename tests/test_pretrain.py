@@ -234,9 +234,9 @@ def test_other_bad_input(raw, run, tmp_path, capsys):
     pd.read_csv(raw / "manifest.csv").assign(background=0.2).to_csv(prepared, index=False)
     for argv, message in [
         ([*base, "--manifest", prepared, "--out", tmp_path / "a"], "is a prepared manifest"),
-        ([*base, "--out", tmp_path / "a"], "Missing option(s): --manifest."),
+        ([*base, "--out", tmp_path / "a"], "Missing setting(s): --manifest (flags or config"),
         ([*base, "--manifest", raw / "manifest.csv", "--out", run], "is not empty; give --resume"),
-        (["pretrain", "--resume", tmp_path], "is not a pretrain run (no config.toml)"),
+        (["pretrain", "--resume", tmp_path], "is not a segtrain run (no config.toml)"),
         (
             [
                 *base,
@@ -259,6 +259,56 @@ def test_other_bad_input(raw, run, tmp_path, capsys):
         assert message in err and err.count("\n") == 1, err
     before = (run / "metrics.jsonl").read_text()
     assert main(cli("pretrain", "--resume", run, "--batch-size", "8")) == 2
-    assert "was made with other settings: batch_size" in capsys.readouterr().err
+    assert "was made with other --batch-size" in capsys.readouterr().err
     assert (run / "metrics.jsonl").read_text() == before  # nothing written before is lost
     assert json.loads(before.splitlines()[0])["segment"] == "__global__"
+
+
+def test_predict_names_a_pretrain_checkpoint(raw, run, tmp_path, capsys):
+    argv = cli("predict", "--checkpoint", run / "checkpoints" / "best.pt", "--manifest",
+               raw / "manifest.csv", "--model-name", "m", "--out", tmp_path / "p.csv")  # fmt: skip
+    assert main(argv) == 2
+    assert "is a checkpoint of segtrain pretrain, not of segtrain fit." in capsys.readouterr().err
+
+
+def test_two_gloo_processes_equal_one_with_the_same_global_batch(raw, tmp_path):
+    # pretrain gains torchrun through the skeleton: each rank draws its block of every global
+    # batch (keys, hence patches, included) and batch norm covers the global batch.
+    from tests.test_train import torchrun
+
+    args = cli("pretrain", "--manifest", raw / "manifest.csv", "--lesions", raw / "lesions.csv",
+               "--segment-by", "source,manufacturer", "--steps", "4", "--val-every", "2",
+               "--batch-size", "10", "--image-size", f"{SIZE[0]}x{SIZE[1]}", "--model-width",
+               "0.0625", "--workers", "0", "--device", "cpu", "--lr", "0.00001",
+               "--ema-decay", "0", "--no-augment")  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    done = torchrun(*args, "--out", str(tmp_path / "two"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = read_records(tmp_path / "one"), read_records(tmp_path / "two")
+    assert [r["step"] for r in one] == [r["step"] for r in two] == [2, 4]
+    for a, b in zip(one, two, strict=True):
+        assert b["n"] == a["n"]  # every validation patch scored once, gathered in order
+        assert b["wll"] == pytest.approx(a["wll"], abs=1e-4)
+    m1 = load_checkpoint(tmp_path / "one" / "checkpoints" / "last.pt")["model"]
+    m2 = load_checkpoint(tmp_path / "two" / "checkpoints" / "last.pt")["model"]
+    for key, value in m1.items():
+        if "running" in key:
+            torch.testing.assert_close(m2[key], value, rtol=1e-3, atol=1e-4)
+        elif value.dtype.is_floating_point:  # Adam's first steps: lr * sign(gradient)
+            assert float((m2[key] - value).abs().max()) <= 2 * 1e-5 * 4 + 1e-7, key
+
+
+def test_a_nan_loss_stops_as_fits_does(raw, tmp_path, capsys, monkeypatch):
+    import segtrain.pretrain as module
+
+    monkeypatch.setattr(module.F, "cross_entropy", lambda *a, **k: torch.tensor(float("nan")))
+    out = tmp_path / "run"
+    argv = cli("pretrain", "--manifest", raw / "manifest.csv", "--lesions", raw / "lesions.csv",
+               "--segment-by", "source,manufacturer", "--out", out, "--steps", "2",
+               "--val-every", "2", "--batch-size", "10", "--image-size", f"{SIZE[0]}x{SIZE[1]}",
+               "--model-width", "0.0625", "--device", "cpu", "--workers", "0")  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "The loss is nan at step 1; training stopped. The last good checkpoint is" in err
+    assert err.count("\n") == 1
+    assert not out.exists()  # failed before its first checkpoint: nothing left behind

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 
 import numpy as np
@@ -17,7 +18,9 @@ def take(sampler, n):
     return list(itertools.islice(iter(sampler), n))
 
 
-@pytest.mark.parametrize("strategy", ["periodic", "balanced-segments", "balanced-labels"])
+@pytest.mark.parametrize(
+    "strategy", ["periodic", "balanced-segments", "balanced-labels", "square-root"]
+)
 def test_resume_continues_exactly(strategy):
     y, seg = make_data()
     kw = dict(batch_size=24, strategy=strategy, seed=7)
@@ -145,3 +148,39 @@ def test_indices_are_numpy_free_python_ints():
     batch = take(PeriodicBatchSampler(y, seg, batch_size=5), 1)[0]
     assert all(type(i) is int for i in batch)
     assert np.asarray(batch).max() < y.size
+
+
+@pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")
+def test_torchdata_stateful_dataloader_resumes_exactly_with_its_own_state_dict():
+    # The ecosystem's protocol (torchdata; Lightning and accelerate checkpoint it): the loader's
+    # state_dict holds the sampler's, snapshotted batch by batch as the loop consumes them, so
+    # workers prefetching ahead do not move it. No `track` needed.
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    y, seg = make_data()
+    kw = dict(batch_size=16, seed=3)
+    straight = take(PeriodicBatchSampler(y, seg, **kw), 25)
+
+    def loader(**changes):
+        sampler = PeriodicBatchSampler(y, seg, **(kw | changes))
+        return StatefulDataLoader(Indexed(y.size), batch_sampler=sampler, num_workers=2)
+
+    first = loader()
+    batches = iter(first)
+    head = [next(batches).tolist() for _ in range(10)]
+    state = first.state_dict()
+    del batches
+    # The sampler's own state_dict, as of the 10 batches consumed (workers had drawn more).
+    saved = state["_snapshot"]["_main_snapshot"]["_index_sampler_state"]
+    assert saved == PeriodicBatchSampler(y, seg, **kw).state_dict() | {"next_batch": 10}
+    other = loader(seed=4)
+    other.load_state_dict(state)  # applied when iterated
+    with pytest.raises(ValueError, match="belongs to another stream"):
+        next(iter(other))
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # what a checkpoint does with it
+    buffer.seek(0)
+    second = loader()
+    second.load_state_dict(torch.load(buffer, weights_only=True))
+    tail = [batch.tolist() for batch in itertools.islice(second, 15)]
+    assert head + tail == straight

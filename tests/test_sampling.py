@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segtrain.sampling import IndexStream, build_pattern, make_plan
+from segtrain import sampler as sampler_module
+from segtrain import sampling
+from segtrain.sampling import STRATEGIES, IndexStream, Strategy, build_pattern, make_plan
 
 
 def reference_pattern(n_min):
@@ -68,7 +70,9 @@ def make_data(seed=0, n=600, segments=4):
     return y, seg
 
 
-@pytest.mark.parametrize("strategy", ["periodic", "balanced-segments", "balanced-labels"])
+@pytest.mark.parametrize(
+    "strategy", ["periodic", "balanced-segments", "balanced-labels", "square-root"]
+)
 def test_stream_windows_alternation_and_pools(strategy):
     y, seg = make_data()
     stream = IndexStream(y, seg, strategy, seed=3)
@@ -143,7 +147,11 @@ def test_one_label_segment_is_left_out_with_a_warning():
         ({"labels": [0, 2, 1, 0]}, "labels must contain only 0 and 1; got 2"),
         ({"segments": ["a", "b"]}, "labels has 4, segments has 2"),
         ({"labels": [0, 0, 0, 0]}, "Every segment is left out"),
-        ({"strategy": "random"}, "strategy must be one of periodic, balanced-segments"),
+        (
+            {"strategy": "random"},
+            "strategy must be one of periodic, balanced-segments, balanced-labels, "
+            "single-segment, square-root; got 'random'",
+        ),
         ({"strategy": "single-segment"}, "needs segment= one of a, b; got None"),
         ({"segment": "a"}, "segment= is only used with strategy 'single-segment'"),
         ({"seed": -3}, "seed must be a non-negative integer"),
@@ -166,3 +174,64 @@ def test_bad_pattern_input():
         build_pattern([1, -1])
     with pytest.raises(ValueError, match="sums to 0"):
         build_pattern([0, 0])
+
+
+def test_square_root_shares_follow_the_square_root_of_the_rarer_label():
+    # Four DSs with rarer labels 1, 4, 25 and 100: shares 1:2:5:10 (sqrt), where periodic gives
+    # 1:4:25:100 and balanced-segments 1:1:1:1.
+    rarer = [1, 4, 25, 100]
+    seg = np.repeat(np.arange(4), [2 * n + 3 for n in rarer])
+    y = np.concatenate([np.r_[np.ones(n), np.zeros(n + 3)] for n in rarer]).astype(int)
+    plan = make_plan(y, seg, "square-root")
+    assert plan.quota.tolist() == [10, 20, 50, 100]  # sqrt(n_i * max n): the largest keeps 100
+    np.testing.assert_allclose(plan.proportion, np.sqrt(rarer) / np.sqrt(rarer).sum(), rtol=1e-12)
+    stream = IndexStream(y, seg, "square-root", seed=0)
+    drawn = np.bincount(seg[stream.indices(0, 180 * 4)], minlength=4)  # 4 whole patterns
+    assert drawn.tolist() == [40, 80, 200, 400]
+
+
+def test_square_root_rounding_keeps_every_usable_segment():
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        rarer = rng.integers(1, 5000, rng.integers(2, 9))
+        quota = STRATEGIES["square-root"].quota(rarer)
+        assert (quota >= 1).all() and quota.max() == rarer.max()
+        share = quota / quota.sum()
+        exact = np.sqrt(rarer) / np.sqrt(rarer).sum()
+        # Each quota is within 1/2 of its exact value: shares move by a relative 1/(q_min - 1/2).
+        assert np.all(np.abs(share - exact) <= exact / (quota.min() - 0.5) + 1e-12)
+
+
+def test_the_registry_is_the_strategy_type_and_every_entry_streams():
+    from typing import get_args
+
+    assert list(STRATEGIES) == list(get_args(Strategy))
+    y, seg = make_data()
+    for name, spec in STRATEGIES.items():
+        segment = "2" if spec.needs_segment else None
+        stream = IndexStream(y, seg, name, seed=0, segment=segment)
+        assert stream.plan.strategy == name and stream.plan.pooled == spec.pooled
+        assert stream.indices(0, 100).size == 100
+
+
+def test_the_sampler_checks_labels_and_segments_once(monkeypatch):
+    y, seg = make_data()
+    calls = []
+    real = sampling.check_labels
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampling, "check_labels", counting)
+    monkeypatch.setattr(sampling, "as_segments", _counting(sampling.as_segments, calls))
+    sampler_module.PeriodicBatchSampler(y, seg, batch_size=4, seed=0)
+    assert len(calls) == 2  # one label check, one segment check
+
+
+def _counting(function, calls):
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return function(*args, **kwargs)
+
+    return counted

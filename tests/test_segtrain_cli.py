@@ -45,9 +45,11 @@ def test_plan_json(capsys, manifest):
     assert data["warnings"] == [
         "Segment(s) with one label only are left out of the sampling: (S2, Mb)."
     ]
-    for strategy in ("balanced-segments", "balanced-labels"):
+    for strategy in ("balanced-segments", "balanced-labels", "square-root"):
         share = sum(r["proportion"] for r in data["rows"] if r["strategy"] == strategy)
         assert share == pytest.approx(1.0)
+    shown = list(dict.fromkeys(r["strategy"] for r in data["rows"]))
+    assert shown == ["periodic", "balanced-segments", "balanced-labels", "square-root"]
     draws = periodic[0]["draws_per_1000_batches"]
     assert draws == pytest.approx(1000 * 24 / 3)
 
@@ -66,7 +68,9 @@ def test_plan_table_and_single_segment(capsys, manifest):
         "10",
     )
     assert code == 0
-    assert "single-segment" in out and "draws/1000" in out
+    assert "single-segment" in out and "square-root" in out and "draws/1000" in out
+    header = out.splitlines()[0].split()
+    assert header[:2] == ["DS", "periodic"] and header.count("square-root") == 1
     assert "left out of the sampling: (S2, Mb)" in err
 
 
@@ -161,3 +165,17 @@ def test_synth_and_prepare_bad_input(capsys, tmp_path):
         capsys, "prepare", "--manifest", manifest, "--out", tmp_path / "c", "--workers", "1"
     )
     assert code == 2 and f"The DICOM file '{tmp_path / 'a.dcm'}' cannot be decoded" in err
+
+
+def test_a_system_error_is_one_line_and_code_1_not_bad_input(capsys, manifest, monkeypatch):
+    import segtrain.sampling
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device", "/somewhere")
+
+    monkeypatch.setattr(segtrain.sampling, "plan_table", disk_full)
+    code, _, err = run(capsys, "plan", "--manifest", manifest, "--segment-by", "source")
+    assert code == 1
+    assert err == (
+        "segtrain plan: system error: [Errno 28] No space left on device: '/somewhere'\n"
+    )

@@ -90,7 +90,9 @@ def records(run: Path) -> list[dict]:
 
 
 def test_run_directory(cache, tmp_path):
+    assert not torch.are_deterministic_algorithms_enabled()
     run = fit(config(cache, tmp_path / "run"), progress=False)
+    assert not torch.are_deterministic_algorithms_enabled()  # a CPU run's setting is undone
     for name in (
         "config.toml",
         "split.parquet",
