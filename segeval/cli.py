@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="RUN_DIR",
         help="training run directories: their validation curves (metrics.jsonl) and, with "
-        "preds/val.parquet, their segment leakage on validation (one or more; repeatable)",
+        "preds/val.parquet, their segment leakage on validation (one or more; repeatable); "
+        "NAME=RUN_DIR names the run, e.g. as the model it trained (default: the folder's name)",
     )
     rep.add_argument(
         "--cluster", metavar="COL", help="resample whole clusters of this column (e.g. patient_id)"

@@ -441,10 +441,10 @@ def _check_inputs(
     if cluster:
         check_cluster_column(preds, cluster)
     preds, recipes = runs_as_models(preds)
-    models, reference, y, scores = _aligned(preds, columns)
+    models, reference, y, scores = _aligned(preds, columns, cluster)
     segments = segment_keys(reference, segment_by) if columns and segment_by else None
     first_run = {recipe: runs[0][1] for recipe, runs in recipes.items()}
-    default, per_segment = frames.parse_baseline(baseline)
+    default, per_segment = frames.parse_baseline(baseline, [*recipes, *models])
     return _Plan(
         preds=preds,
         columns=columns,
@@ -728,12 +728,12 @@ def _check_thresholds(thresholds: Sequence[float]) -> np.ndarray:
 
 
 def _aligned(
-    preds: pd.DataFrame, columns: list[str]
+    preds: pd.DataFrame, columns: list[str], cluster: str | None = None
 ) -> tuple[tuple[str, ...], pd.DataFrame, np.ndarray, np.ndarray]:
     """Models, the first model's rows, labels and the scores of all models, in one row order.
 
     Paired statistics compare the same image, so every model's rows are sorted by image_id; the
-    models must agree on each image's label and segment.
+    models must agree on each image's label, segment and cluster (the resampled unit).
     """
     models = tuple(sorted(preds["model"].unique()))
     per_model = {
@@ -747,13 +747,14 @@ def _aligned(
             raise InputError(
                 f"Models {models[0]!r} and {m!r} give different labels to the same image_id."
             )
-        for col in columns:
+        for col in [*columns, *([cluster] if cluster else [])]:
             mine, ref = per_model[m][col], reference[col]
             differ = ~((mine == ref) | (mine.isna() & ref.isna()))
             if differ.any():
                 image = reference.image_id[int(np.flatnonzero(differ.to_numpy())[0])]
+                what = "clusters" if col == cluster and col not in columns else "segments"
                 raise InputError(
-                    f"Models {models[0]!r} and {m!r} put image {image!r} in different segments "
+                    f"Models {models[0]!r} and {m!r} put image {image!r} in different {what} "
                     f"(column {col!r}: {ref[differ].iloc[0]!r} and {mine[differ].iloc[0]!r})."
                 )
     if y.min() == y.max():

@@ -75,10 +75,13 @@ def segment_columns(segment_by: str | Sequence[str] | None) -> list[str]:
 BaselineLike = str | Mapping[str, str] | Sequence[str] | None
 
 
-def parse_baseline(baseline: BaselineLike) -> tuple[str | None, dict[str, str]]:
+def parse_baseline(
+    baseline: BaselineLike, models: Sequence[str] = ()
+) -> tuple[str | None, dict[str, str]]:
     """The forms of ``--baseline``: ``MODEL`` (everywhere) and ``SEGMENT=MODEL`` (one segment).
 
-    Also a mapping segment -> model, or a list of the string forms.
+    Also a mapping segment -> model, or a list of the string forms. A value that is the name of
+    one of ``models`` is that model, even with an ``=`` in it (``lr=0.1``).
     """
     if baseline is None:
         return None, {}
@@ -104,6 +107,8 @@ def parse_baseline(baseline: BaselineLike) -> tuple[str | None, dict[str, str]]:
     default, per_segment = None, {}
     for value in values:
         segment, sep, model = str(value).rpartition("=")
+        if str(value) in models:
+            segment, sep, model = "", "", str(value)
         if not sep:
             if default is not None:
                 raise InputError(f"--baseline MODEL is given twice: {default!r} and {value!r}.")

@@ -130,6 +130,12 @@ def check_predictions(
         if column in preds.columns:
             check_id_column(preds[column], column, name)
             preds[column] = preds[column].astype(str)
+    empty = preds["model"].str.strip() == ""
+    if empty.any():
+        raise InputError(
+            f"Column 'model' of {name!r} holds an empty name in {int(empty.sum())} row(s); give "
+            "every model a name (a report and a baseline refer to it)."
+        )
     if "patient_id" in preds.columns:  # the data table counts patients
         check_id_column(preds["patient_id"], "patient_id", name)
     preds["label"] = pd.to_numeric(preds["label"]).astype(np.int8)
@@ -158,6 +164,12 @@ def check_cluster_column(preds: pd.DataFrame, cluster: str, name: str = "predict
     """The ``cluster`` column exists, and names every row's cluster with ids of one type."""
     check_columns(preds, [cluster], "cluster")
     _check_no_missing(preds, cluster, name, f"every row needs its {cluster} to resample it whole")
+    blank = preds[cluster].astype(str).str.strip() == ""
+    if blank.any():
+        raise InputError(
+            f"Column {cluster!r} of {name!r} is empty in {int(blank.sum())} row(s); every row "
+            f"needs its {cluster} to resample it whole."
+        )
     check_id_column(preds[cluster], cluster, name)
 
 
@@ -356,11 +368,12 @@ def _check_same_images(preds: pd.DataFrame) -> None:
 METRICS_LOG_FIELDS = ("step", "segment", "wll", "auc")
 
 
-def read_metrics_log(run_dir: str | Path) -> pd.DataFrame:
+def read_metrics_log(run_dir: str | Path, name: str | None = None) -> pd.DataFrame:
     """The validation records of a training run: ``RUN/metrics.jsonl`` as a DataFrame.
 
-    One JSON object per line with at least step, segment, wll, auc (DESIGN "Run directory");
-    the run's name (the folder name) is added as column ``run``.
+    One JSON object per line with at least step, segment, wll, auc (DESIGN "Run directory"),
+    the whole set (segment ``"__global__"``) among them; the run's ``name`` (default: the folder's
+    name) is added as column ``run``.
     """
     run = Path(run_dir)
     path = run / "metrics.jsonl"
@@ -369,41 +382,54 @@ def read_metrics_log(run_dir: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"The run directory {str(run)!r} has no metrics.jsonl.")
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(
-                    f"Line {number} of {str(path)!r} is not JSON ({exc.msg})."
-                ) from exc
-            missing = [
-                f for f in METRICS_LOG_FIELDS if not isinstance(record, dict) or f not in record
-            ]
-            if missing:
-                raise InputError(
-                    f"Line {number} of {str(path)!r} lacks the field(s) {', '.join(missing)}."
-                )
-            _check_record_types(record, number, path)
-            records.append(record)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{str(path)!r} is not UTF-8 text (byte {exc.start}); metrics.jsonl holds one JSON "
+            "record a line, as segtrain fit writes it."
+        ) from exc
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"Line {number} of {str(path)!r} is not JSON ({exc.msg}).") from exc
+        missing = [f for f in METRICS_LOG_FIELDS if not isinstance(record, dict) or f not in record]
+        if missing:
+            raise InputError(
+                f"Line {number} of {str(path)!r} lacks the field(s) {', '.join(missing)}."
+            )
+        _check_record_types(record, number, path)
+        records.append(record)
     if not records:
         raise InputError(f"{str(path)!r} holds no validation record.")
+    if not any(r["segment"] == "__global__" for r in records):
+        raise InputError(
+            f'{str(path)!r} has no whole-set record (segment "__global__"); the validation '
+            "curves and diagnostics compare it with the segments'."
+        )
     frame = pd.DataFrame.from_records(records)
     frame["wll"] = pd.to_numeric(frame["wll"], errors="coerce")
     frame["auc"] = pd.to_numeric(frame["auc"], errors="coerce")
-    return frame.assign(run=run.resolve().name)
+    return frame.assign(run=name or run.resolve().name)
 
 
 def _check_record_types(record: dict[str, Any], number: int, path: Path) -> None:
     """step an integer, segment a string, wll and auc numbers (or null)."""
-    expected = {"step": "an integer", "segment": "a string", "wll": "a number", "auc": "a number"}
+    expected = {
+        "step": "an integer",
+        "segment": "a string",
+        "wll": "a finite number >= 0",
+        "auc": "a number in [0, 1]",
+    }
     ok = {
         "step": isinstance(record["step"], int) and not isinstance(record["step"], bool),
         "segment": isinstance(record["segment"], str),
-        "wll": record["wll"] is None or _is_number(record["wll"]),
-        "auc": record["auc"] is None or _is_number(record["auc"]),
+        "wll": record["wll"] is None
+        or (_is_number(record["wll"]) and 0 <= record["wll"] < math.inf),
+        "auc": record["auc"] is None or (_is_number(record["auc"]) and 0 <= record["auc"] <= 1),
     }
     for name, good in ok.items():
         if not good:
@@ -606,15 +632,51 @@ class RunFiles:
 
 def read_runs(runs: Sequence[str | Path]) -> RunFiles:
     """Read training run folders for :func:`segeval.evaluate` (``training=``,
-    ``validation_predictions=``)."""
-    training = [read_metrics_log(r) for r in runs]
+    ``validation_predictions=``).
+
+    Each entry is a folder (the run is named as the folder) or ``NAME=FOLDER`` (named NAME, e.g.
+    as the model whose predictions it made). A folder given twice, two runs of one name, and a
+    ``preds/val.parquet`` holding several models' rows are refused.
+    """
+    named = [_run_entry(r) for r in runs]
+    seen: dict[Path, str] = {}
+    names: dict[str, Path] = {}
+    for name, folder in named:
+        where = folder.resolve()
+        if where in seen:
+            raise InputError(f"The run folder {str(folder)!r} is given twice.")
+        if name in names:
+            raise InputError(
+                f"Two run folders are named {name!r} ({str(names[name])!r} and {str(folder)!r}); "
+                f"name them apart with --run NAME=FOLDER."
+            )
+        seen[where], names[name] = name, folder
+    training = [read_metrics_log(folder, name) for name, folder in named]
     validation = {}
-    for r in runs:
-        path = Path(r) / "preds" / "val.parquet"
+    for name, folder in named:
+        path = folder / "preds" / "val.parquet"
         if path.is_file():
-            validation[Path(r).resolve().name] = read_table(path, "validation predictions file")
+            frame = read_table(path, "validation predictions file")
+            models = list(pd.unique(frame["model"])) if "model" in frame.columns else []
+            if len(models) > 1:
+                raise InputError(
+                    f"{str(path)!r} holds {len(models)} models' rows ({describe_values(models)}); "
+                    "a run's validation predictions are one model's."
+                )
+            validation[name] = frame
     return RunFiles(
         training=pd.concat(training, ignore_index=True) if training else pd.DataFrame(),
         validation=validation,
-        inputs=[file_record(Path(r) / "metrics.jsonl", "training run") for r in runs],
+        inputs=[file_record(folder / "metrics.jsonl", "training run") for _, folder in named],
     )
+
+
+def _run_entry(entry: str | Path) -> tuple[str, Path]:
+    """(name, folder) of a --run entry: FOLDER, or NAME=FOLDER when no such folder exists."""
+    text = str(entry)
+    name, sep, folder = text.partition("=")
+    if sep and not Path(text).exists():
+        if not name.strip() or not folder.strip():
+            raise InputError(f"--run takes FOLDER or NAME=FOLDER; got {text!r}.")
+        return name.strip(), Path(folder)
+    return Path(text).resolve().name, Path(text)

@@ -161,7 +161,16 @@ class OperatingPoints:
 
 def check_thresholds(thresholds: Sequence[float] | ArrayLike) -> NDArray[np.float64]:
     """Thresholds as a sorted float array of unique finite values."""
-    t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    if isinstance(thresholds, (str, bytes)):
+        raise InputError(
+            f"thresholds must be a list of numbers, e.g. [0.2, 0.4]; got the text {thresholds!r}."
+        )
+    try:
+        t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"thresholds must be a non-empty list of finite numbers; got {thresholds!r}."
+        ) from exc
     if t.ndim != 1 or t.size == 0 or not np.isfinite(t).all():
         raise InputError(
             f"thresholds must be a non-empty list of finite numbers; got {thresholds!r}."

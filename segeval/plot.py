@@ -33,7 +33,12 @@ def _axes(ax: Any) -> Any:
 
 
 def _rows(data: Evaluation | pd.DataFrame, table: str, model: str | None) -> pd.DataFrame:
-    """The rows of one model from ``data.<table>`` (or from the frame given)."""
+    """The rows of one model from ``data.<table>`` (or from the frame given), with the names as
+    figures show them (:func:`segeval.plots.short_names`)."""
+    return plots.short_names(_model_rows(data, table, model))  # type: ignore[no-any-return]
+
+
+def _model_rows(data: Evaluation | pd.DataFrame, table: str, model: str | None) -> pd.DataFrame:
     frame = getattr(data, table) if isinstance(data, Evaluation) else data
     if not isinstance(frame, pd.DataFrame):
         raise InputError(f"Expected an Evaluation or a DataFrame; got {type(data).__name__}.")
@@ -88,7 +93,7 @@ def roc(
         if isinstance(data, Evaluation)
         else pd.DataFrame(columns=["segment", "threshold", "fpr", "tpr"])
     )
-    return plots.draw_roc(_axes(ax), curves, points, model or "")
+    return plots.draw_roc(_axes(ax), curves, points, plots.short(model or ""))
 
 
 def op_points(data: Evaluation | pd.DataFrame, *, model: str | None = None, ax: Any = None) -> Any:

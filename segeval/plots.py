@@ -71,8 +71,40 @@ def _unstable(rows: pd.DataFrame) -> np.ndarray:
     return np.asarray(few & (rows.segment != GLOBAL).to_numpy(), dtype=bool)
 
 
+MAX_LABEL = 60  # characters of a name in a figure (the tables and report.json keep it whole)
+
+
+def shorten_texts(fig: Figure, limit: int = MAX_LABEL) -> Figure:
+    """Cut every text of a figure (ticks, legends, titles) longer than ``limit`` characters:
+    a model or segment named with 100,000 characters made matplotlib lay out a page-long line
+    and exhaust the memory."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        label = text.get_text()
+        if len(label) > limit:
+            text.set_text(label[: limit - 1] + "…")
+    return fig
+
+
+def short(name: Any, limit: int = MAX_LABEL) -> str:
+    """A name as a figure shows it: cut at ``limit`` characters."""
+    text = str(name)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def short_names(frame: pd.DataFrame | None) -> Any:
+    """The frame with its name columns (model, segment, run) as figures show them: a long name
+    never reaches matplotlib, whose text layout is what ran out of memory."""
+    if frame is None or not len(frame):
+        return frame
+    columns = {c: frame[c].map(short) for c in ("model", "segment", "run") if c in frame}
+    return frame.assign(**columns) if columns else frame
+
+
 def to_data_uri(fig: Figure, dpi: int = 90) -> str:
     """Render a figure to an inline ``data:image/png;base64,...`` URI and close it."""
+    shorten_texts(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -103,6 +103,7 @@ def figures(evaluation: Evaluation) -> dict[str, dict[str, str]]:
     otherwise put 160 figures (12 MB) into the page; every run is in the tables.
     """
     ev = evaluation
+    s = plots.short_names  # names as the figures show them (tables and JSON keep them whole)
     out: dict[str, dict[str, str]] = {"forest": {}, "roc": {}, "op_sync": {}, "scores": {}}
     defined = ev.metrics.dropna(subset=["auc"])
     shown = forest_metrics(ev)
@@ -113,23 +114,25 @@ def figures(evaluation: Evaluation) -> dict[str, dict[str, str]]:
         if len(mine):
             overlay = defined[defined.model == base] if base and base != m else None
             figure = plots.forest_figure(
-                mine, m, baseline=overlay, xlims=limits, metrics_shown=shown
+                s(mine), plots.short(m), baseline=s(overlay), xlims=limits, metrics_shown=shown
             )
             out["forest"][m] = plots.to_data_uri(figure)
         roc = ev.roc[ev.roc.model == m]
         if len(roc):
-            aucs = dict(zip(mine.segment, mine.auc, strict=True))
+            aucs = dict(zip(s(mine).segment, mine.auc, strict=True))
             points = ev.op_points[ev.op_points.model == m]
-            out["roc"][m] = plots.to_data_uri(plots.roc_figure(roc, points, m, aucs=aucs))
+            figure = plots.roc_figure(s(roc), s(points), plots.short(m), aucs=aucs)
+            out["roc"][m] = plots.to_data_uri(figure)
         local = ev.op_points[(ev.op_points.model == m) & (ev.op_points.segment != GLOBAL)]
         if len(local) and len(ev.op_spread):
             spread = ev.op_spread[ev.op_spread.model == m]
-            out["op_sync"][m] = plots.to_data_uri(plots.op_sync_figure(local, spread, m))
+            figure = plots.op_sync_figure(s(local), s(spread), plots.short(m))
+            out["op_sync"][m] = plots.to_data_uri(figure)
         out["scores"][m] = plots.to_data_uri(
-            plots.score_figure(ev.score_hist[ev.score_hist.model == m], m)
+            plots.score_figure(s(ev.score_hist[ev.score_hist.model == m]), plots.short(m))
         )
     if len(ev.training):
-        out["training"] = {"all": plots.to_data_uri(plots.training_figure(ev.training))}
+        out["training"] = {"all": plots.to_data_uri(plots.training_figure(s(ev.training)))}
     return out
 
 
@@ -146,8 +149,36 @@ def hints(context: dict[str, Any]) -> list[str]:
     return out
 
 
+# Characters of a name (model, segment, run) in the page, and of any other text; report.json and
+# the CSVs keep them whole. A 100,000-character name repeated in every row made the page huge.
+MAX_NAME, MAX_TEXT = 80, 2000
+NAME_KEYS = {
+    "model", "baseline", "segment", "worst_segment", "leakage_segment", "run", "models",
+    "segments", "baselines", "runs", "on", "label",
+}  # fmt: skip
+
+
+def displayed(value: Any, key: str | None = None) -> Any:
+    """The context as the page shows it: names cut at MAX_NAME, other texts at MAX_TEXT."""
+    if isinstance(value, dict):
+        return {
+            displayed(k, key if key in NAME_KEYS else None): displayed(v, k)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [displayed(v, key) for v in value]
+    if isinstance(value, str):
+        limit = MAX_NAME if key in NAME_KEYS else MAX_TEXT
+        return value if len(value) <= limit else value[: limit - 1] + "…"
+    return value
+
+
 def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> str:
     """The report page for a context from :func:`report_context` and :func:`figures`."""
+    context = displayed(context)
+    images = {
+        kind: {displayed(m, "model"): uri for m, uri in by.items()} for kind, by in images.items()
+    }
     by_model = {
         key: {m: [r for r in context[key] if r["model"] == m] for m in context["models"]}
         for key in ("metrics", "op_spread", "op_points")
