@@ -60,6 +60,8 @@ def setup(device: str = "auto") -> Context:
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     if device.startswith("cuda") and world_size > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    elif device == "cuda":  # set_device needs an index (torch 2.11 refuses a bare "cuda")
+        device = f"cuda:{torch.cuda.current_device()}"
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     return Context(rank, world_size, torch.device(device))

@@ -123,3 +123,18 @@ def test_gpus_get_sync_batch_norm_and_gloo_the_global_layer():
     cuda = convert_batchnorm(model(), torch.device("cuda"))  # converting needs no GPU
     assert [type(m) for m in cuda if "Norm" in type(m).__name__] == [nn.SyncBatchNorm] * 2
     assert cuda.state_dict().keys() == model().state_dict().keys()
+
+
+def test_a_single_gpu_run_sets_an_indexed_device(monkeypatch):
+    """On an H200 with torch 2.11, set_device(torch.device("cuda")) raised "Expected a
+    torch.device with a specified index" and `segtrain fit` stopped before its first step:
+    setup now resolves a bare "cuda" to the current device's index (replayed here with CUDA's
+    calls stubbed)."""
+    seen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: seen.append(device))
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    ctx = distributed.setup("auto")
+    assert seen and seen[0].index == 0
+    assert ctx.device == torch.device("cuda:0")
