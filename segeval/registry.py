@@ -252,84 +252,85 @@ WLL = MetricSpec(
 )
 register(MetricFamily("wll", _fixed(WLL), help="weighted log loss per image (the paper's)"))
 register(MetricFamily("auc", _fixed(AUC), help="ROC AUC (Mann-Whitney, ties one half)"))
-register(
-    MetricFamily(
-        "sens@spec",
-        lambda level: MetricSpec(
-            name=f"sens@spec={level:g}",
-            label=f"Sensitivity at specificity {level:g}",
-            short=f"Sens@Spec {level:g}",
-            build=lambda y, s, eps: SensitivityAtSpecificity(y, s, level=float(level or 0)),
+
+
+def _at_level(
+    name: str, what: str, given: str, short: str, kernel: Callable[..., Kernel], example: str
+) -> MetricFamily:
+    """``sens@spec=L`` and ``spec@sens=L``: the best ``what`` among the thresholds whose
+    ``given`` rate is at least L."""
+
+    def make(value: float | None) -> MetricSpec:
+        level = float(value or 0)
+        return MetricSpec(
+            name=f"{name}={level:g}",
+            label=f"{what.capitalize()} at {given} {level:g}",
+            short=f"{short} {level:g}",
+            build=lambda y, s, eps: kernel(y, s, level=level),
             higher_is_better=True,
             headline=True,
-            params={"level": float(level or 0)},
-            description=f"the highest sensitivity among the thresholds whose specificity is at "
-            f"least {level:g} on the set evaluated (higher is better)",
-        ),
-        parameter="level",
-        help="sensitivity at a fixed specificity, e.g. sens@spec=0.9",
+            params={"level": level},
+            description=f"the highest {what} among the thresholds whose {given} is at least "
+            f"{level:g} on the set evaluated (higher is better)",
+        )
+
+    return MetricFamily(
+        name, make, parameter="level", help=f"{what} at a fixed {given}, e.g. {example}"
     )
-)
-register(
-    MetricFamily(
-        "spec@sens",
-        lambda level: MetricSpec(
-            name=f"spec@sens={level:g}",
-            label=f"Specificity at sensitivity {level:g}",
-            short=f"Spec@Sens {level:g}",
-            build=lambda y, s, eps: SpecificityAtSensitivity(y, s, level=float(level or 0)),
+
+
+def _at_threshold(name: str, what: str, among: str, kernel: Callable[..., Kernel]) -> MetricFamily:
+    """``ppv@t=T`` and ``npv@t=T`` (or ``ppv`` / ``npv`` alone: one per threshold)."""
+    short = name.upper()
+
+    def make(value: float | None) -> MetricSpec:
+        t = float(value or 0)
+        return MetricSpec(
+            name=f"{name}@t={t:g}",
+            label=f"{short} at threshold {t:g}",
+            short=f"{short}@{t:g}",
+            build=lambda y, s, eps: kernel(y, s, threshold=t),
             higher_is_better=True,
             headline=True,
-            params={"level": float(level or 0)},
-            description=f"the highest specificity among the thresholds whose sensitivity is at "
-            f"least {level:g} on the set evaluated (higher is better)",
-        ),
-        parameter="level",
-        help="specificity at a fixed sensitivity, e.g. spec@sens=0.85",
-    )
-)
-register(
-    MetricFamily(
-        "ppv@t",
-        lambda t: MetricSpec(
-            name=f"ppv@t={t:g}",
-            label=f"PPV at threshold {t:g}",
-            short=f"PPV@{t:g}",
-            build=lambda y, s, eps: PPVAtThreshold(y, s, threshold=float(t or 0)),
-            higher_is_better=True,
-            headline=True,
-            params={"threshold": float(t or 0)},
-            description=f"the share of malignant images among those scored at or above {t:g} "
-            "(higher is better; it depends on the prevalence)",
-        ),
+            params={"threshold": t},
+            description=f"the share of {among.format(t=f'{t:g}')} (higher is better; it depends "
+            "on the prevalence)",
+        )
+
+    return MetricFamily(
+        f"{name}@t",
+        make,
         parameter="threshold",
         per_threshold=True,
-        alias="ppv",
-        help="positive predictive value at threshold T, e.g. ppv@t=0.5; ppv alone: "
-        "at each of --thresholds",
+        alias=name,
+        help=f"{what} at threshold T, e.g. {name}@t=0.5; {name} alone: at each of --thresholds",
     )
-)
+
+
 register(
-    MetricFamily(
-        "npv@t",
-        lambda t: MetricSpec(
-            name=f"npv@t={t:g}",
-            label=f"NPV at threshold {t:g}",
-            short=f"NPV@{t:g}",
-            build=lambda y, s, eps: NPVAtThreshold(y, s, threshold=float(t or 0)),
-            higher_is_better=True,
-            headline=True,
-            params={"threshold": float(t or 0)},
-            description=f"the share of benign images among those scored below {t:g} (higher "
-            "is better; it depends on the prevalence)",
-        ),
-        parameter="threshold",
-        per_threshold=True,
-        alias="npv",
-        help="negative predictive value at threshold T, e.g. npv@t=0.5; npv alone: "
-        "at each of --thresholds",
+    _at_level(
+        "sens@spec", "sensitivity", "specificity", "Sens@Spec", SensitivityAtSpecificity,
+        "sens@spec=0.9",
     )
-)
+)  # fmt: skip
+register(
+    _at_level(
+        "spec@sens", "specificity", "sensitivity", "Spec@Sens", SpecificityAtSensitivity,
+        "spec@sens=0.85",
+    )
+)  # fmt: skip
+register(
+    _at_threshold(
+        "ppv", "positive predictive value", "malignant images among those scored at or above "
+        "{t}", PPVAtThreshold,
+    )
+)  # fmt: skip
+register(
+    _at_threshold(
+        "npv", "negative predictive value", "benign images among those scored below {t}",
+        NPVAtThreshold,
+    )
+)  # fmt: skip
 CALIBRATION_SLOPE = MetricSpec(
     name="cal_slope",
     label="Calibration slope",
