@@ -1,6 +1,7 @@
 """A/B: bench/report.py's report timed for this checkout and for an earlier commit, alternately.
 
 Run:  python bench/ab.py --base afb9b1c [--repeats 3] [--rows 200000] [--n-boot 2000]
+      python bench/ab.py --base-path OLD_CHECKOUT ...   (a copy of the earlier code, no git)
 
 Each measurement is a fresh process that times `evaluate` + `write_report` on bench/report.py's
 data (200,000 predictions x 5 models x 9 segments, 2000 resamples) with one code version on the
@@ -52,26 +53,32 @@ def measure(tree: Path, rows: int, n_boot: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="the earlier commit (A)")
+    parser.add_argument("--base", help="the earlier commit (A)")
+    parser.add_argument("--base-path", help="or a folder holding the earlier code (A)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--n-boot", type=int, default=2000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "base"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(base), args.base],
-            check=True,
-        )
-        try:
-            times: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
-            for _ in range(args.repeats):
-                times["base"].append(measure(base, args.rows, args.n_boot))
-                times["this"].append(measure(ROOT, args.rows, args.n_boot))
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=True
-            )
+    if not (args.base or args.base_path):
+        parser.error("give --base COMMIT or --base-path FOLDER")
+    times: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
+
+    def alternate(base: Path) -> None:
+        for _ in range(args.repeats):
+            times["base"].append(measure(base, args.rows, args.n_boot))
+            times["this"].append(measure(ROOT, args.rows, args.n_boot))
+
+    if args.base_path:
+        alternate(Path(args.base_path).resolve())
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            base = Path(tmp) / "base"
+            git = ["git", "-C", str(ROOT), "worktree"]
+            subprocess.run([*git, "add", "-q", "--detach", str(base), args.base], check=True)
+            try:
+                alternate(base)
+            finally:
+                subprocess.run([*git, "remove", "--force", str(base)], check=True)
     print(
         f"{args.rows:,} predictions x 5 models x 9 segments, {args.n_boot} resamples, "
         f"{args.repeats} alternating runs each"
@@ -82,7 +89,8 @@ def main() -> None:
         runs_a = ", ".join(f"{t[k]:.1f}" for t in times["base"])
         runs_b = ", ".join(f"{t[k]:.1f}" for t in times["this"])
         print(
-            f"{what}: {args.base} {a:.1f} s ({runs_a}); this checkout {b:.1f} s ({runs_b}); "
+            f"{what}: {args.base or args.base_path} {a:.1f} s ({runs_a}); this checkout {b:.1f} s "
+            f"({runs_b}); "
             f"ratio {a / b:.2f}x"
         )
 

@@ -34,7 +34,14 @@ from scipy.stats import t as student_t
 from segeval._kernels import OneVsRestAUC
 from segeval.metrics import DEFAULT_EPS
 from segeval.op_spread import SpreadStatistic, spread_table
-from segeval.registry import AUC, DEFAULT_METRICS, MetricSpec, resolve_metrics, undefined_reason
+from segeval.registry import (
+    AUC,
+    DEFAULT_METRICS,
+    WLL,
+    MetricSpec,
+    resolve_metrics,
+    undefined_reason,
+)
 from segeval.resampling import (
     BootstrapOptions,
     BootstrapResult,
@@ -201,6 +208,11 @@ class PartResult:
         return readable_repr(self)
 
 
+def _what(name: str | None, label: str, model: str) -> str:
+    """A statistic named in a warning: where, which, whose (``"score"``: a single-model call)."""
+    return f"{_prefix(name)}{label}" + ("" if model == "score" else f" of {model}")
+
+
 def _prefix(name: str | None) -> str:
     if name == GLOBAL:
         return "Whole set: "
@@ -316,7 +328,11 @@ def evaluate_part(
     statistics.update(extra or {})
     draws = _draw(statistics, y, clusters, options, progress, cache)
     _warn_dropped(draws, specs, scores, name, options)
-    values = {key: _summary(draws, key, ci, keep) for key in kernels}
+    values: dict[Hashable, BootstrapResult] = {
+        (spec.name, m): _summary(draws, (spec.name, m), ci, keep, _what(name, spec.label, m))
+        for m in scores
+        for spec in drawn
+    }
     notes = _notes(values, kernels, specs, scores, y, name)
     part = PartResult(
         name=name,
@@ -509,10 +525,13 @@ def _warn_dropped(
     name: str | None,
     options: BootstrapOptions | None,
 ) -> None:
-    """One warning per part with the number of resamples excluded for holding one class."""
-    if options is None or not specs or not scores:
+    """One warning per part with the number of resamples excluded for holding one class,
+    counted on a metric undefined exactly then (AUC, else WLL: a PPV is also undefined when no
+    image scores above its threshold, which is another reason)."""
+    probe = next((spec for spec in (AUC, WLL) if spec in specs), None)
+    if options is None or probe is None or not scores:
         return
-    first = draws.of((specs[0].name, next(iter(scores))))
+    first = draws.of((probe.name, next(iter(scores))))
     dropped = int(np.isnan(first).sum())
     if dropped:
         warn(
@@ -522,11 +541,16 @@ def _warn_dropped(
         )
 
 
-def _summary(draws: Draws, key: Hashable, ci: float, keep: bool) -> BootstrapResult:
+def _summary(
+    draws: Draws, key: Hashable, ci: float, keep: bool, what: str = "The statistic"
+) -> BootstrapResult:
     estimate = float(draws.estimate(key)[0])
     if np.isnan(ci):  # no bootstrap: the estimate alone
         return BootstrapResult(estimate, *(float("nan"),) * 3, 0, 0, ci)
-    return summarize(estimate, draws.of(key)[:, 0], ci, keep=keep)
+    with warnings.catch_warnings():
+        if np.isnan(estimate):  # undefined on the data: said once, with its reason (_notes)
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+        return summarize(estimate, draws.of(key)[:, 0], ci, keep=keep, what=what)
 
 
 def compare(

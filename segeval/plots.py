@@ -71,6 +71,7 @@ def _unstable(rows: pd.DataFrame) -> np.ndarray:
     return np.asarray(few & (rows.segment != GLOBAL).to_numpy(), dtype=bool)
 
 
+FOREST_COLUMNS = 3  # panels a row of a forest figure
 MAX_LABEL = 60  # characters of a name in a figure (the tables and report.json keep it whole)
 
 
@@ -195,15 +196,21 @@ def forest_figure(
     baseline model's metric rows, overlaid in grey.
     """
     rows, note = forest_rows(metrics)
-    width = 4.5 * len(metrics_shown)
-    fig = _figure(figsize=(width, min(1.2 + 0.32 * len(rows), 40)))
-    axes = np.atleast_1d(fig.subplots(1, len(metrics_shown), sharey=True))
-    for ax, metric in zip(axes, metrics_shown, strict=True):
+    # At most FOREST_COLUMNS panels a row: eleven metrics side by side made each unreadable.
+    n = len(metrics_shown)
+    ncols = min(n, FOREST_COLUMNS)
+    nrows = -(-n // ncols)
+    height = min(1.2 + 0.32 * len(rows), 40)
+    fig = _figure(figsize=(4.5 * max(ncols, 2), height * nrows))
+    grid = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False).ravel())
+    for ax, metric in zip(grid, metrics_shown, strict=False):
         draw_forest(ax, rows, metric, baseline=baseline, xlim=(xlims or {}).get(metric))
-    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in grid[n:]:
+        ax.set_axis_off()
+    handles, labels = grid[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="upper right", fontsize=SMALL, frameon=False)
-    fig.suptitle(f"{title} ({note})" if note else title, fontsize=10, x=0.3 * 2 / len(axes))
+    fig.suptitle(f"{title} ({note})" if note else title, fontsize=10, x=0.3)
     return fig
 
 
