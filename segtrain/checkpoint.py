@@ -60,10 +60,19 @@ def load_backbone(backbone: nn.Module, path: str | Path) -> None:
     """
     state = load_checkpoint(path)
     module = state.get("ema", {}).get("module", {}) if isinstance(state.get("ema"), dict) else {}
+    module = module if isinstance(module, dict) else {}
     weights = {
-        k.removeprefix("backbone."): v for k, v in module.items() if k.startswith("backbone.")
+        k.removeprefix("backbone."): v
+        for k, v in module.items()
+        if isinstance(k, str) and k.startswith("backbone.")
     }
     own = backbone.state_dict()
+    odd = [k for k, v in weights.items() if not isinstance(v, torch.Tensor)]
+    if odd:
+        raise InputError(
+            f"{str(path)!r} holds no backbone weights: backbone.{odd[0]} is a "
+            f"{type(weights[odd[0]]).__name__}, not a tensor."
+        )
     missing = [k for k in own if k not in weights]
     if missing or len(weights) != len(own):
         raise InputError(
@@ -77,5 +86,11 @@ def load_backbone(backbone: nn.Module, path: str | Path) -> None:
             f"{str(path)!r} was made for another backbone: {k} has shape "
             f"{tuple(weights[k].shape)} there and {tuple(own[k].shape)} here ({len(wrong)} "
             f"tensor(s) differ; another model width?)."
+        )
+    broken = [k for k, v in weights.items() if v.is_floating_point() and not v.isfinite().all()]
+    if broken:
+        raise InputError(
+            f"{str(path)!r} holds NaN or infinite backbone weights (backbone.{broken[0]} and "
+            f"{len(broken) - 1} more): the run that wrote it diverged."
         )
     backbone.load_state_dict(weights)

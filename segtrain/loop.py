@@ -45,6 +45,7 @@ from segtrain.rundir import (
     check_run_dir,
     discard_unstarted,
     last_checkpoint,
+    run_lock,
     start_run_dir,
     write_validation,
 )
@@ -141,9 +142,14 @@ def train_loop(run: Run, log: TrainLog | None, stop: StopRequest) -> None:
         try:
             loss = train_step(state, run.model, images, labels, ctx, task.loss)
         except TrainingError as exc:
+            last = last_checkpoint(config.out)
+            if not last.is_file():  # diverged before the first validation: nothing kept
+                raise TrainingError(
+                    f"{exc} No checkpoint was written: the first validation is at step "
+                    f"{config.val_every}."
+                ) from None
             raise TrainingError(
-                f"{exc} The last good checkpoint is {str(last_checkpoint(config.out))!r} (step "
-                f"of the last validation)."
+                f"{exc} The last good checkpoint is {str(last)!r} (step of the last validation)."
             ) from None
         if log is not None:
             lr = float(state.optimizer.param_groups[0]["lr"])
@@ -251,7 +257,19 @@ def _execute(
 ) -> Path:
     if config.tensorboard:
         check_tensorboard()
-    checkpoint = _checked_run_dir(config, ctx, resume=resume, overwrite=overwrite)
+    with contextlib.ExitStack() as lock:  # rank 0 holds the run folder's lock until the end
+        checkpoint = _checked_run_dir(config, ctx, lock, resume=resume, overwrite=overwrite)
+        return _run(config, build, ctx, checkpoint, progress=progress)
+
+
+def _run(
+    config: C,
+    build: Callable[[C, distributed.Context, dict[str, Any] | None], Run],
+    ctx: distributed.Context,
+    checkpoint: dict[str, Any] | None,
+    *,
+    progress: bool,
+) -> Path:
     if config.batch_size % ctx.world_size:
         raise InputError(
             f"--batch-size {config.batch_size} does not split over {ctx.world_size} processes."
@@ -291,12 +309,20 @@ def _execute(
 
 
 def _checked_run_dir(
-    config: RunConfig, ctx: distributed.Context, *, resume: bool, overwrite: bool
+    config: RunConfig,
+    ctx: distributed.Context,
+    lock: contextlib.ExitStack,
+    *,
+    resume: bool,
+    overwrite: bool,
 ) -> dict[str, Any] | None:
-    """Rank 0 checks the run folder; every rank stops with its message, none waits forever."""
+    """Rank 0 takes the run folder's lock (held by ``lock``) and checks the folder; every rank
+    stops with its message, none waits forever."""
     state, error = None, None
     if ctx.is_main:
         try:
+            if not resume or Path(config.out).is_dir():  # --resume of no folder: its message
+                lock.enter_context(run_lock(config.out))
             state = check_run_dir(config, resume=resume, overwrite=overwrite)
         except InputError as exc:
             error = str(exc)

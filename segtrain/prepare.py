@@ -108,13 +108,17 @@ def prepare(
     manifest, _ = read_manifest(manifest_path)
     boxes = lesion_boxes(manifest)
     out = Path(out)
-    _start(out, params)
+    made = _start(out, params)
     root = Path(manifest_path).parent
     jobs = [
         (str(root / p), str(i), tuple(b), str(out), params)
         for p, i, b in zip(manifest["path"], manifest["image_id"], boxes, strict=True)
     ]
-    results = _run(jobs, workers, progress)
+    try:
+        results = _run(jobs, workers, progress)
+    except InputError:
+        _undo_start(out, made)  # a bad image before any array: leave nothing behind
+        raise
     ids = manifest["image_id"].astype(str).tolist()
     meta = pd.DataFrame(results).set_index("image_id").loc[ids]
     prepared = manifest.drop(columns=[c for c in BOX_COLUMNS if c in manifest]).copy()
@@ -126,14 +130,31 @@ def prepare(
     return prepared
 
 
-def _start(out: Path, params: dict[str, Any]) -> None:
-    """Record the parameters; a cache made with others loses its manifest first."""
+def _start(out: Path, params: dict[str, Any]) -> list[Path]:
+    """Record the parameters; a cache made with others loses its manifest first. Returns what
+    this made (folders and ``prepare.json``), for :func:`_undo_start`."""
+    made = [p for p in (*reversed((out / ARRAYS).parents), out / ARRAYS) if not p.exists()]
     (out / ARRAYS).mkdir(parents=True, exist_ok=True)
     recorded = out / PARAMS
     previous = json.loads(recorded.read_text()) if recorded.is_file() else None
     if previous != params:
         (out / "manifest.csv").unlink(missing_ok=True)
         write_text(recorded, json.dumps(params, indent=2))
+        if previous is None:
+            made.append(recorded)
+    return made
+
+
+def _undo_start(out: Path, made: list[Path]) -> None:
+    """Remove what :func:`_start` made, if no array was written since (a cache is kept)."""
+    if any((out / ARRAYS).iterdir()):
+        return
+    for path in reversed(made):
+        if path.is_dir():
+            if not any(path.iterdir()):
+                path.rmdir()
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _run(

@@ -83,6 +83,12 @@ class PretrainConfig(RunConfig):
             raise InputError(f"--patch-size must be an integer; got {self.patch_size!r}.")
         if min(backbone_output_size(self.patch_size, self.patch_size)) < 1:
             raise InputError(f"--patch-size {self.patch_size} is too small for the backbone.")
+        side = max(self.image_height, self.image_width)
+        if self.patch_size > side:
+            raise InputError(
+                f"--patch-size {self.patch_size} is larger than the image (--image-size "
+                f"{self.image_height}x{self.image_width}): at most {side}."
+            )
 
 
 class PatchClassifier(nn.Module):

@@ -1,14 +1,25 @@
 """The run folder of ``segtrain fit`` and ``pretrain``: checked before anything is written, resumed.
 
 A folder is *started* once it holds ``checkpoints/last.pt``. A folder that holds only segtrain's
-own files and no checkpoint (a run killed before its first validation) is not: the same ``fit``
-command starts it again, and ``--resume`` starts it from step 0.
+own files and no checkpoint (a run killed before its first validation, even while it wrote one of
+them: the temporary file of that write counts as segtrain's) is not: the same command starts it
+again, and ``--resume`` starts it from step 0.
+
+One process writes a run folder at a time: it holds an advisory lock (``fcntl.flock``) on
+``RUN/.segtrain.lock`` for the whole run, taken before the folder is checked; a second command
+is refused. The kernel releases the lock when the process ends, however it ends, so a killed
+run never leaves a stale lock (the file it may leave is not a lock).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +41,55 @@ OWN = (
     "patches.csv",  # pretrain's
     "report.html",
 )
+LOCK = ".segtrain.lock"
+# What a process killed inside ``segeval.io.atomic_write`` leaves beside one of segtrain's files.
+_TEMPORARY = re.compile(r"\.(" + "|".join(re.escape(name) for name in OWN) + r")\..+\.tmp")
+
+
+def is_own(name: str) -> bool:
+    """Whether an entry of a run folder is segtrain's (a file, the lock, or a write cut short)."""
+    return name in OWN or name == LOCK or _TEMPORARY.fullmatch(name) is not None
+
+
+@contextlib.contextmanager
+def run_lock(out: str | Path) -> Iterator[None]:
+    """Hold the run folder's lock (creating the folder) while the block runs; InputError if
+    another process holds it. A folder this made and left empty is removed afterwards."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} is a file, not a folder.")
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK
+    try:
+        while True:
+            handle = open(path, "a+")  # noqa: SIM115 - held open for the whole run
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip()
+                handle.close()
+                raise InputError(
+                    f"The run folder {str(out)!r} is being written by another segtrain process"
+                    f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it to end or "
+                    f"give another --out."
+                ) from None
+            # The holder before us may have removed the file after we opened it: lock anew.
+            if path.exists() and os.fstat(handle.fileno()).st_ino == path.stat().st_ino:
+                break
+            handle.close()
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)  # while still locked: the next writer locks a new file
+            handle.close()
+    finally:
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
 
 
 def last_checkpoint(out: str | Path) -> Path:
@@ -54,7 +114,7 @@ def check_run_dir(config: RunConfig, *, resume: bool, overwrite: bool) -> dict[s
             raise InputError(f"--resume: the run {str(out)!r} was made with other {flags}.")
         return state
     entries = list(out.iterdir()) if out.is_dir() else []
-    foreign = [e.name for e in entries if e.name not in OWN]
+    foreign = [e.name for e in entries if not is_own(e.name)]
     if (foreign or last.is_file()) and not overwrite:
         raise InputError(
             f"The output folder {str(out)!r} is not empty; give --resume to continue that run "
@@ -91,23 +151,23 @@ def start_run_dir(config: RunConfig, split: pd.DataFrame, *, step: int) -> None:
 
 
 def discard_unstarted(out: str | Path) -> None:
-    """Remove segtrain's files from a run folder that has no checkpoint (and the folder, if
-    nothing else is left in it)."""
+    """Remove segtrain's files from a run folder that has no checkpoint (the folder itself goes
+    with the lock, :func:`run_lock`, if that made it and nothing else is left in it)."""
     out = Path(out)
     if last_checkpoint(out).is_file() or not out.is_dir():
         return
-    _remove_own(out)
-    if not any(out.iterdir()):
-        out.rmdir()
+    _remove_own(out)  # the folder itself goes with the lock (``run_lock``), if it made it
 
 
 def _remove_own(out: Path) -> None:
-    """Remove segtrain's own files and folders (``OWN``) from a run folder."""
-    for name in OWN:
-        target = out / name
+    """Remove segtrain's own files and folders (``OWN``, and the temporary files of writes cut
+    short) from a run folder; the lock stays."""
+    for target in out.iterdir() if out.is_dir() else ():
+        if target.name == LOCK or not is_own(target.name):
+            continue
         if target.is_dir():
             shutil.rmtree(target)
-        elif target.exists():
+        else:
             target.unlink()
 
 

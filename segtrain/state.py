@@ -59,15 +59,25 @@ class TrainState:
             self.optimizer.load_state_dict(checkpoint["optimizer"])
             self.sampler.load_state_dict(checkpoint["sampler"][rank])
             self.generator.set_state(checkpoint["rng"]["augment"][rank])
-            self.step = int(checkpoint["step"])
+            self.step = _whole(checkpoint["step"])
             self.best_wll = float(checkpoint["best_wll"])
             self.records = json.loads(checkpoint["records"])
-        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            if not all(isinstance(r, dict) for r in self.records):
+                raise TypeError("its validation records are not a list of records")
+        # A tampered file reaches torch's and the sampler's loaders with any type of value.
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
             detail = str(exc).splitlines()[0] if str(exc) else "no detail"
             raise InputError(
                 f"--resume: checkpoints/last.pt does not fit this run ({type(exc).__name__}: "
                 f"{detail})."
             ) from exc
+
+
+def _whole(value: Any) -> int:
+    """A step: a whole number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"its step is {value!r}, not a whole number")
+    return value
 
 
 def _gather_objects(value: Any, ctx: distributed.Context) -> list[Any]:

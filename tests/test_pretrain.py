@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -309,6 +310,130 @@ def test_a_nan_loss_stops_as_fits_does(raw, tmp_path, capsys, monkeypatch):
                "--model-width", "0.0625", "--device", "cpu", "--workers", "0")  # fmt: skip
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "The loss is nan at step 1; training stopped. The last good checkpoint is" in err
+    assert (
+        "The loss is nan at step 1; training stopped. No checkpoint was written: the first "
+        "validation is at step 2." in err
+    )  # not a checkpoint path that does not exist
     assert err.count("\n") == 1
     assert not out.exists()  # failed before its first checkpoint: nothing left behind
+
+
+def small(raw: Path, out: Path, *extra: object) -> list[str]:
+    """A pretrain command line that runs in seconds (192x192 images, 192x192 patches)."""
+    return cli("pretrain", "--manifest", raw / "manifest.csv", "--lesions", raw / "lesions.csv",
+               "--segment-by", "source,manufacturer", "--out", out, "--steps", "2",
+               "--val-every", "2", "--batch-size", "10", "--image-size", "192x192",
+               "--patch-size", "192", "--model-width", "0.0625", "--device", "cpu",
+               "--workers", "0", *extra)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished(raw, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("small") / "run"
+    assert main(small(raw, out)) == 0
+    return out
+
+
+def contents(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+def test_overwrite_with_a_bad_lesion_table_keeps_the_finished_run(raw, finished, tmp_path, capsys):
+    before = contents(finished)
+    lesions = bad_table(raw, tmp_path, lambda t: t.loc.__setitem__((3, "lesion_class"), "cyst"))
+    assert main(small(raw, finished, "--overwrite", "--lesions", lesions)) == 2
+    assert "unknown lesion_class value(s) cyst" in capsys.readouterr().err
+    assert contents(finished) == before  # validated before anything was removed
+
+
+def test_a_refused_pretrain_leaves_nothing_and_the_folder_starts_later(raw, tmp_path, capsys):
+    out = tmp_path / "run"
+    lesions = bad_table(raw, tmp_path, lambda t: t.loc.__setitem__((2, "x1"), 500))
+    assert main(small(raw, out, "--lesions", lesions)) == 2
+    assert "outside their image" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(small(raw, out)) == 0
+
+
+def test_a_pretrain_killed_before_its_first_checkpoint_restarts_and_resumes(raw, tmp_path):
+    from tests.test_train import dies_writing
+
+    out = tmp_path / "run"
+    killed = dies_writing("patches.csv", *small(raw, out))
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert (out / "config.toml").is_file() and list(out.glob(".patches.csv.*.tmp"))
+    assert main(small(raw, out)) == 0  # the same command starts it again
+    (out / "checkpoints" / "last.pt").unlink()  # as if killed before it
+    assert main(cli("pretrain", "--resume", out)) == 0  # --resume starts from step 0
+    assert [r["step"] for r in read_records(out)] == [2]
+
+
+def test_the_config_holds_absolute_paths(raw, finished, tmp_path, monkeypatch):
+    text = (finished / "config.toml").read_text()
+    for key, path in [("manifest", raw / "manifest.csv"), ("lesions", raw / "lesions.csv")]:
+        assert f'{key} = "{path.resolve()}"' in text
+    run = tmp_path / "moved"
+    shutil.copytree(finished, run)
+    monkeypatch.chdir(tmp_path)  # --resume from another folder
+    assert main(cli("pretrain", "--resume", run, "--steps", "4")) == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--image-size", "16x16"], "--image-size 16x16 is too small for the model: each side"),
+        (["--model-width", "nan"], "--model-width is out of range; got nan."),
+        (
+            ["--patch-size", "100000"],
+            "--patch-size 100000 is larger than the image (--image-size 192x192): at most 192.",
+        ),
+    ],
+)
+def test_pretrain_refuses_bad_sizes(raw, tmp_path, capsys, extra, message):
+    assert main(small(raw, tmp_path / "run", *extra)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+TAMPERED = {
+    "optimizer": lambda s: s.update(optimizer="x"),
+    "sampler list": lambda s: s.update(sampler=[[1]]),
+    "sampler None": lambda s: s.update(sampler=[None]),
+    "records": lambda s: s.update(records="5"),
+    "step": lambda s: s.update(step=-5),
+}
+
+
+@pytest.mark.parametrize("name", list(TAMPERED))
+def test_a_tampered_last_pt_is_refused_in_one_line(finished, tmp_path, capsys, name):
+    from segtrain.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    TAMPERED[name](state)
+    save_checkpoint(run / "checkpoints" / "last.pt", state)
+    before = contents(run)
+    assert main(cli("pretrain", "--resume", run, "--steps", "4")) == 2
+    err = capsys.readouterr().err
+    assert "--resume: checkpoints/last.pt does not fit this run (" in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert contents(run) == before
+
+
+def test_init_backbone_refuses_list_weights_and_nan_weights(finished, tmp_path):
+    from segtrain.checkpoint import load_backbone, save_checkpoint
+    from segtrain.model import Backbone
+
+    state = load_checkpoint(finished / "checkpoints" / "best.pt")
+    module = state["ema"]["module"]
+    first = next(k for k in module if k.startswith("backbone.") and "weight" in k)
+    bad = tmp_path / "bad.pt"
+    save_checkpoint(bad, {**state, "ema": {**state["ema"], "module": {**module, first: [1.0]}}})
+    with pytest.raises(InputError, match=r"holds no backbone weights: .* is a list, not a tensor"):
+        load_backbone(Backbone(0.0625), bad)
+    nan = {**module, first: module[first] * float("nan")}
+    save_checkpoint(bad, {**state, "ema": {**state["ema"], "module": nan}})
+    with pytest.raises(InputError, match=r"holds NaN or infinite backbone weights \(" + first):
+        load_backbone(Backbone(0.0625), bad)

@@ -221,7 +221,7 @@ def test_prepare_refuses_nan_pixels(tmp_path, capsys):
     image[3, 4] = np.nan
     err = refused(capsys, *prepare_argv(raw_manifest(tmp_path, image), tmp_path / "c"))
     assert f"The image '{tmp_path / 'a.npy'}' has NaN or infinite pixels." in err
-    assert not (tmp_path / "c" / "manifest.csv").exists()
+    assert not (tmp_path / "c").exists()  # nor prepare.json, nor an empty arrays/
 
 
 def test_prepare_refuses_a_non_numeric_lesion_box(tmp_path, capsys):
@@ -261,8 +261,24 @@ def test_prepare_refuses_a_png_decompression_bomb(tmp_path, capsys):
     table = pd.read_csv(manifest)
     table.loc[0, "path"] = "bomb.png"
     table.to_csv(manifest, index=False)
-    err = refused(capsys, *prepare_argv(manifest, tmp_path / "c"))
+    err = refused(capsys, *prepare_argv(manifest, tmp_path / "c", "--workers", "2"))
     assert f"The PNG file '{tmp_path / 'bomb.png'}' is too large to decode safely" in err
+    assert not (tmp_path / "c" / "prepare.json").exists()
+    assert not (tmp_path / "c" / "manifest.csv").exists()
+
+
+def test_a_refused_prepare_keeps_what_was_there(tmp_path, capsys):
+    image = np.random.default_rng(1).random((40, 30))
+    manifest = raw_manifest(tmp_path, image)
+    cache = tmp_path / "c"
+    assert main([str(a) for a in prepare_argv(manifest, cache)]) == 0
+    before = {p: p.read_bytes() for p in cache.rglob("*") if p.is_file()}
+    image[3, 4] = np.nan
+    np.save(tmp_path / "a.npy", image)
+    (cache / "arrays" / next(p.name for p in (cache / "arrays").glob("a-*.json"))).unlink()
+    del before[next(p for p in before if p.name.startswith("a-") and p.suffix == ".json")]
+    refused(capsys, *prepare_argv(manifest, cache))
+    assert {p: p.read_bytes() for p in cache.rglob("*") if p.is_file()} == before
 
 
 def children(pid: int) -> list[int]:

@@ -539,3 +539,81 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(cache, tmp_path):
     resumed = cli("fit", "--resume", str(run))  # starts from step 0
     assert resumed.wait(timeout=600) == 0, resumed.communicate()[1]
     assert logged_steps(run) == [1, 2] and {r["step"] for r in records(run)} == {2}
+
+
+# A process that dies (SIGKILL) inside the atomic write of its run folder's FILE: the
+# temporary file exists, the file itself not yet, as a kill at that instant leaves them.
+DIE_WRITING = """
+import os, signal, sys
+import segeval.io
+import segtrain.rundir
+
+original = segeval.io.atomic_write
+
+def dying(path, write):
+    if os.path.basename(path) == sys.argv[1]:
+        original(path, lambda tmp: os.kill(os.getpid(), signal.SIGKILL))
+    original(path, write)
+
+for module in (segeval.io, segtrain.rundir):
+    module.atomic_write = dying
+from segtrain.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def dies_writing(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`segtrain ARGS` in a new process killed while it writes the run folder's ``name``."""
+    return subprocess.run(
+        [sys.executable, "-c", DIE_WRITING, name, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=600,
+        check=False,
+    )
+
+
+def test_a_fit_killed_while_writing_its_split_starts_again(cache, tmp_path):
+    run = tmp_path / "run"
+    args = fit_args(cache, run)
+    args[args.index("--steps") + 1] = "2"
+    args[args.index("--val-every") + 1] = "2"
+    killed = dies_writing("split.parquet", *args, "--workers", "0")
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert [p.name for p in run.glob(".split.parquet.*.tmp")], sorted(os.listdir(run))
+    again = cli(*args, "--workers", "0")  # the same command, no --overwrite
+    assert again.wait(timeout=600) == 0, again.communicate()[1]
+    assert not list(run.glob("*.tmp")) and not (run / ".segtrain.lock").exists()
+    assert logged_steps(run) == [1, 2]
+
+
+def test_a_second_writer_of_a_run_folder_is_refused(cache, tmp_path):
+    run = tmp_path / "run"
+    long = fit_args(cache, run)
+    long[long.index("--steps") + 1] = "100000"  # runs until killed below
+    first = cli(*long)
+    wait_for(lambda: (run / "config.toml").is_file(), first)
+    for command in ("fit", "pretrain"):
+        args = fit_args(cache, run)
+        args[0] = command
+        second = cli(
+            *args, "--overwrite", *(["--lesions", "x.csv"] if command == "pretrain" else [])
+        )
+        _, err = second.communicate(timeout=300)
+        assert second.returncode == 2, err
+        assert err == (
+            f"segtrain {command}: error: The run folder {str(run)!r} is being written by "
+            f"another segtrain process (pid {first.pid}); wait for it to end or give another "
+            f"--out.\n"
+        )
+    assert first.poll() is None  # the first writer went on
+    first.kill()  # the kernel releases its lock: a killed run leaves none behind
+    first.wait()
+    short = fit_args(cache, run)
+    short[short.index("--steps") + 1] = "2"
+    short[short.index("--val-every") + 1] = "2"
+    again = cli(*short, "--overwrite", "--workers", "0")
+    assert again.wait(timeout=600) == 0, again.communicate()[1][-3000:]
+    assert logged_steps(run) == [1, 2] and not (run / ".segtrain.lock").exists()
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 2
