@@ -34,6 +34,8 @@ SCORECARD_COLUMNS = [
     "worst_verdict_holm",
     "segment_bias_test",
     "segment_bias_validation",
+    "segment_bias_test_reason",
+    "segment_bias_validation_reason",
     "leakage_benign",
     "leakage_segment",
     "leakage_null_q95",
@@ -76,9 +78,10 @@ def scorecard(
       increase / decrease, out of ``n_segments_compared`` with a defined ΔAUC;
     - ``worst_*``: the significantly worse segment (Holm) of lowest ΔAUC; when none is
       significantly worse, the segment of lowest ΔAUC;
-    - ``segment_bias_test``: the diagnostics' flag on the evaluated set;
-      ``segment_bias_validation``: on the last validation of the run named as the model (None
-      when there is no such run);
+    - ``segment_bias_test``: the diagnostics' flag on the evaluated set, None when it is
+      undefined (no segments, or fewer than two with both classes), with the diagnostics'
+      reason in ``segment_bias_test_reason``; ``segment_bias_validation``: on the last
+      validation of the run named as the model (None, and no reason, when there is no such run);
     - ``leakage_benign``: segment leakage among the benign images of the evaluated set, the
       ``|AUC − 0.5|`` of ``leakage_segment``, the segment the score tells apart most (NaN
       without segments), and ``leakage_null_q95`` the 95th percentile of that number with the
@@ -138,8 +141,10 @@ def _row(
         "auc_ci_high": whole.auc_ci_high,
         **_against_baseline(model, comparisons),
     }
-    row["segment_bias_test"] = _flag(diagnostics, model, "evaluated set")
-    row["segment_bias_validation"] = _flag(diagnostics, model, "validation, last step")
+    for key, on in (("test", "evaluated set"), ("validation", "validation, last step")):
+        row[f"segment_bias_{key}"], row[f"segment_bias_{key}_reason"] = _flag(
+            diagnostics, model, on
+        )
     if len(op_spread) and len(
         spread := op_spread[op_spread.model == model].dropna(subset=["spread"])
     ):
@@ -194,8 +199,8 @@ def recipe_scorecard(
     - ``delta_*``, ``verdict_holm``, the segment counts and the worst segment: as in
       :func:`scorecard`, from ``recipe_comparisons``;
     - ``segment_bias_test``: how many runs are flagged on the evaluated set (None if none was
-      judged); ``segment_bias_validation``: the flag of the training run folder named as the
-      model (None when there is none);
+      judged, with the first run's reason); ``segment_bias_validation``: the flag of the
+      training run folder named as the model (None when there is none);
     - ``leakage_benign``: the mean over the runs of their benign leakage; ``leakage_segment``
       the segment most often farthest from 0.5;
     - ``op_spread_max``: the mean over the runs of each run's largest OP spread
@@ -210,13 +215,18 @@ def recipe_scorecard(
         leaks = pd.to_numeric(mine.leakage_benign, errors="coerce").dropna()
         nulls = pd.to_numeric(mine.leakage_null_q95, errors="coerce").dropna()
         auc = pd.to_numeric(mine.auc, errors="coerce")
+        validation = _flag(diagnostics, recipe, "validation, last step")
         rows.append(
             {
                 "model": recipe,
                 "auc": float(auc.mean()),
                 **_against_baseline(recipe, recipe_comparisons),
                 "segment_bias_test": sum(flags) if flags else None,
-                "segment_bias_validation": _flag(diagnostics, recipe, "validation, last step"),
+                "segment_bias_test_reason": None
+                if flags
+                else _first(mine.segment_bias_test_reason),
+                "segment_bias_validation": validation[0],
+                "segment_bias_validation_reason": validation[1],
                 "leakage_benign": float(leaks.mean()) if len(leaks) else None,
                 "leakage_null_q95": float(nulls.mean()) if len(nulls) else None,
                 "leakage_segment": _most_frequent(mine.leakage_segment),
@@ -244,10 +254,20 @@ def _leakage(model: str, summary: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _flag(diagnostics: pd.DataFrame, model: str, on: str) -> bool | None:
-    """The segment-bias flag of ``model`` on ``on``; None when it was not judged there."""
+def _flag(diagnostics: pd.DataFrame, model: str, on: str) -> tuple[bool | None, str | None]:
+    """The segment-bias flag of ``model`` on ``on``, and why it is undefined: (None, None) when
+    there is nothing to judge there, (None, message) when the check is undefined."""
     rows = diagnostics[(diagnostics.model == model) & (diagnostics.on == on)]
-    return bool(rows.suspicious.iloc[0]) if len(rows) else None
+    if not len(rows):
+        return None, None
+    if "judged" in rows and not bool(rows.judged.iloc[0]):
+        return None, str(rows.reason.iloc[0])
+    return bool(rows.suspicious.iloc[0]), None
+
+
+def _first(values: pd.Series) -> Any:
+    present = values.dropna()
+    return present.iloc[0] if len(present) else None
 
 
 def _most_frequent(values: pd.Series) -> Any:

@@ -179,6 +179,7 @@ def test_scorecard_shows_the_json_numbers(report):
         assert row[2] == f"{signed(r['delta_auc'])} {ci}"
         assert row[3].startswith(f"{r['verdict_holm']} p Holm {pval(r['p_holm'])}")
         bias = [r["segment_bias_validation"], r["segment_bias_test"]]
+        assert r["segment_bias_test"] is not None  # five segments: the check is defined
         assert row[4] == " / ".join(
             "no log" if b is None else "flagged" if b else "no" for b in bias
         )
@@ -340,6 +341,26 @@ def test_scorecard_says_undefined_when_no_spread_can_be_measured(tmp_path):
     html = write_report(ev, tmp_path / "r.html")[0].read_text()
     assert "undefined" in html and "fewer than two segments with both classes" in html
     assert "--cluster patient_id" not in html  # no patient_id column: no hint
+
+
+@pytest.mark.parametrize("segment_by", ["site", None], ids=["one segment", "no segments"])
+def test_segment_bias_reads_undefined_when_it_cannot_be_judged(tmp_path, segment_by):
+    """Issue 23: "no" needs two segments with both classes; otherwise undefined, with why."""
+    ev = evaluate(tiny_preds(["S1"]), segment_by=segment_by, baseline="A", n_boot=20)
+    why = "no segments (segment_by not given)" if segment_by is None else "fewer than two"
+    assert ev.scorecard.segment_bias_test.isna().all()
+    assert ev.scorecard.segment_bias_test_reason.str.startswith(why).all()
+    write_report(ev, tmp_path / "r.html")
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert {r["segment_bias_test"] for r in data["scorecard"]} == {None}
+    assert (tmp_path / "r_scorecard.csv").read_text().count(why) == 2
+    page = Tables()
+    page.feed((tmp_path / "r.html").read_text())
+    for row in page.tables[0][1:]:  # the baseline's row has one cell fewer (colspan)
+        (bias,) = [cell for cell in row if cell.startswith("no log /")]
+        assert bias.startswith("no log / undefined test undefined: " + why), bias
+    html = (tmp_path / "r.html").read_text()
+    assert '<li class="undefined">' in html and '<li class="ok">' not in html
 
 
 def _report_set(folder):
