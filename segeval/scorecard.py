@@ -41,6 +41,7 @@ SCORECARD_COLUMNS = [
     "leakage_null_q95",
     "op_spread_max",
     "op_spread_threshold",
+    "summary",
 ]
 
 
@@ -69,8 +70,8 @@ def scorecard(
     deltas: pd.DataFrame | None = None,
     specs: Sequence[MetricSpec] = (),
 ) -> pd.DataFrame:
-    """One row per model, in the columns of ``SCORECARD_COLUMNS`` (then those of the headline
-    metrics evaluated, :func:`headline_columns`).
+    """One row per model (the baseline first), in the columns of ``SCORECARD_COLUMNS`` (then
+    those of the headline metrics evaluated, :func:`headline_columns`).
 
     - ``auc*``: global AUC and CI; ``delta_*``, ``p_holm``, ``verdict_holm``: the global
       comparison with the baseline (NaN/empty for the baseline itself, or without one);
@@ -88,6 +89,7 @@ def scorecard(
       segments permuted within the label (what it reaches without any segment shift);
     - ``op_spread_max``: the largest OP spread over the thresholds (NaN when undefined), at
       ``op_spread_threshold``;
+    - ``summary``: one sentence per model that combines the evidence (:func:`summary`);
     - for each headline metric ``m`` (sensitivity at a fixed specificity, PPV…): ``m`` and its
       CI on the whole set, ``delta_m`` against the baseline with its CI, and ``verdict_m`` (the
       paper's rule, uncorrected).
@@ -99,7 +101,8 @@ def scorecard(
         for m in models
     ]
     # object columns keep the counts integers beside the NaN of the baseline's row
-    return pd.DataFrame(rows, columns=[*SCORECARD_COLUMNS, *headline_columns(specs)], dtype=object)
+    card = pd.DataFrame(rows, columns=[*SCORECARD_COLUMNS, *headline_columns(specs)], dtype=object)
+    return _with_summaries(card)
 
 
 def _headline(
@@ -236,7 +239,7 @@ def recipe_scorecard(
                 "auc_runs_max": float(auc.max()),
             }
         )
-    return pd.DataFrame(rows, columns=RECIPE_SCORECARD_COLUMNS, dtype=object)
+    return _with_summaries(pd.DataFrame(rows, columns=RECIPE_SCORECARD_COLUMNS, dtype=object))
 
 
 def _leakage(model: str, summary: pd.DataFrame) -> dict[str, Any]:
@@ -273,3 +276,108 @@ def _first(values: pd.Series) -> Any:
 def _most_frequent(values: pd.Series) -> Any:
     counts = values.dropna().value_counts()
     return counts.index[0] if len(counts) else None
+
+
+def _ordered(card: pd.DataFrame) -> pd.DataFrame:
+    """Rows in a stable order that reads: the baseline(s) first, then the models as evaluated."""
+    baselines = {b for b in card.baseline if isinstance(b, str)}
+    first = card.model.isin(baselines).to_numpy()
+    return pd.concat([card[first], card[~first]], ignore_index=True)
+
+
+def _with_summaries(card: pd.DataFrame) -> pd.DataFrame:
+    """The card in the order it is read, with ``summary``: one sentence per model."""
+    card = _ordered(card)
+    baselines = {b for b in card.baseline if isinstance(b, str)}
+    card["summary"] = [
+        summary(r, is_baseline=r["model"] in baselines) for r in card.to_dict(orient="records")
+    ]
+    return card
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and np.isnan(value))
+
+
+def _listed(parts: Sequence[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _leaks(row: Mapping[str, Any]) -> bool:
+    benign, null = row.get("leakage_benign"), row.get("leakage_null_q95")
+    return _present(benign) and _present(null) and float(benign) > float(null)
+
+
+def summary(row: Mapping[str, Any], *, is_baseline: bool = False) -> str:
+    """One plain sentence that combines a scorecard row's evidence, e.g. "Better globally
+    (ΔAUC +0.080), but flagged for segment bias and worse on (S1, Ma): the gain may be the
+    shortcut."."""
+    verdict = row.get("verdict_holm")
+    if not _present(row.get("baseline")):
+        start = "The baseline" if is_baseline else f"AUC {float(row['auc']):.3f} on the whole set"
+    else:
+        delta = f"ΔAUC {float(row['delta_auc']):+.3f}".replace("-", "−")
+        start = {
+            "significant increase": f"Better globally ({delta})",
+            "significant decrease": f"Worse globally ({delta})",
+        }.get(str(verdict), f"No significant difference globally ({delta})")
+    concerns = []
+    test, validation = row.get("segment_bias_test"), row.get("segment_bias_validation")
+    if "n_runs" in row and _present(test) and int(test) > 0:
+        concerns.append(f"flagged for segment bias in {int(test)} of {row['n_runs']} runs")
+    elif "n_runs" not in row and test is True:
+        concerns.append("flagged for segment bias")
+    elif validation is True:
+        concerns.append("flagged for segment bias on validation")
+    if _leaks(row):
+        concerns.append(f"its benign scores tell {row['leakage_segment']} apart")
+    worse = row.get("n_segments_worse")
+    if _present(worse) and int(worse) > 0:
+        more = int(worse) - 1
+        concerns.append(
+            f"worse on {row['worst_segment']}"
+            + (f" and {more} more segment{'s' if more > 1 else ''}" if more else "")
+        )
+    if concerns and verdict == "significant increase":
+        return f"{start}, but {_listed(concerns)}: the gain may be the shortcut."
+    if concerns:
+        return f"{start}; {_listed(concerns)}."
+    if row.get("segment_bias_test") is None and row.get("segment_bias_test_reason"):
+        return f"{start}; segment bias undefined: {row['segment_bias_test_reason']}."
+    return f"{start}; no sign of segment bias."
+
+
+def cell_tones(row: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> dict[str, str]:
+    """How the page colours each scorecard cell, by what it says: "good", "bad" or "" (neutral).
+
+    ``baseline`` is the baseline's row: an OP spread is coloured against the baseline's.
+    """
+    verdict = row.get("verdict_holm")
+    by_verdict = {"significant increase": "good", "significant decrease": "bad"}
+    tones = {"delta": by_verdict.get(str(verdict), ""), "verdict": by_verdict.get(str(verdict), "")}
+    for key in ("test", "validation"):
+        flag = row.get(f"segment_bias_{key}")
+        tones[f"bias_{key}"] = "" if flag is None else ("bad" if flag else "good")
+    null = row.get("leakage_null_q95")
+    tones["leakage"] = "" if not _present(null) else ("bad" if _leaks(row) else "good")
+    worse, better = row.get("n_segments_worse"), row.get("n_segments_better")
+    tones["segments"] = (
+        ""
+        if not _present(worse)
+        else "bad"
+        if int(worse) > 0
+        else "good"
+        if _present(better) and int(better) > 0
+        else ""
+    )
+    tones["worst"] = "bad" if row.get("worst_verdict_holm") == "significant decrease" else ""
+    mine = row.get("op_spread_max")
+    theirs = None if baseline is None or baseline is row else baseline.get("op_spread_max")
+    tones["op_spread"] = (
+        ""
+        if not (_present(mine) and _present(theirs))
+        else "bad"
+        if float(mine) > float(theirs)
+        else "good"
+    )
+    return tones
