@@ -198,6 +198,9 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
     where = {"validation": "segment_bias_validation", "test": "segment_bias_test"}
     flags = {r["model"]: [w for w, key in where.items() if r[key]] for r in context["scorecard"]}
     card = context["scorecard"]
+    # Warning signs first, together: 4 red lines among 14 green ones were easy to miss.
+    signs = [d for d in context["diagnostics"] if d["suspicious"]]
+    passed = [d for d in context["diagnostics"] if not d["suspicious"]]
     base = next((r for r in card if r["model"] in baselines), None)
     return (
         _environment()
@@ -212,6 +215,8 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
             baseline_models={*context["baselines"].values(), *baselines},
             bias_flags=flags,
             tones=[cell_tones(r, base) for r in card],
+            diagnostics_signs=signs,
+            diagnostics_passed=passed,
             metric_specs=specs,
             headline_specs=[spec for spec in specs if spec.headline],
             metric_labels={spec.name: spec.label for spec in specs},

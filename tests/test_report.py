@@ -251,6 +251,9 @@ def test_colours_follow_holm_and_data_warnings_appear_once(report):
     assert "Suspiciously good global metrics" in html
     for warning in data["data"]["warnings"]:
         assert html.count(str(markupsafe.escape(warning))) == 1
+    # issue 23: the red lines together at the top of the list, then the passed checks
+    items = re.findall(r'<li class="(warn|ok|undefined)">', html)
+    assert items == sorted(items, key=lambda c: c != "warn") and "ok" in items
 
 
 def test_scorecard_colours_each_cell_and_sums_up_each_model(report):
