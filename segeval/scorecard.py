@@ -290,9 +290,14 @@ def _with_summaries(card: pd.DataFrame) -> pd.DataFrame:
     card = _ordered(card)
     baselines = {b for b in card.baseline if isinstance(b, str)}
     card["summary"] = [
-        summary(r, is_baseline=r["model"] in baselines) for r in card.to_dict(orient="records")
+        summary({str(k): v for k, v in r.items()}, is_baseline=r["model"] in baselines)
+        for r in card.to_dict(orient="records")
     ]
     return card
+
+
+def _get(row: Mapping[str, Any], key: str) -> Any:
+    return row.get(key)
 
 
 def _present(value: Any) -> bool:
@@ -304,7 +309,7 @@ def _listed(parts: Sequence[str]) -> str:
 
 
 def _leaks(row: Mapping[str, Any]) -> bool:
-    benign, null = row.get("leakage_benign"), row.get("leakage_null_q95")
+    benign, null = _get(row, "leakage_benign"), _get(row, "leakage_null_q95")
     return _present(benign) and _present(null) and float(benign) > float(null)
 
 
@@ -312,8 +317,8 @@ def summary(row: Mapping[str, Any], *, is_baseline: bool = False) -> str:
     """One plain sentence that combines a scorecard row's evidence, e.g. "Better globally
     (ΔAUC +0.080), but flagged for segment bias and worse on (S1, Ma): the gain may be the
     shortcut."."""
-    verdict = row.get("verdict_holm")
-    if not _present(row.get("baseline")):
+    verdict = _get(row, "verdict_holm")
+    if not _present(_get(row, "baseline")):
         start = "The baseline" if is_baseline else f"AUC {float(row['auc']):.3f} on the whole set"
     else:
         delta = f"ΔAUC {float(row['delta_auc']):+.3f}".replace("-", "−")
@@ -322,7 +327,7 @@ def summary(row: Mapping[str, Any], *, is_baseline: bool = False) -> str:
             "significant decrease": f"Worse globally ({delta})",
         }.get(str(verdict), f"No significant difference globally ({delta})")
     concerns = []
-    test, validation = row.get("segment_bias_test"), row.get("segment_bias_validation")
+    test, validation = _get(row, "segment_bias_test"), _get(row, "segment_bias_validation")
     if "n_runs" in row and _present(test) and int(test) > 0:
         concerns.append(f"flagged for segment bias in {int(test)} of {row['n_runs']} runs")
     elif "n_runs" not in row and test is True:
@@ -331,7 +336,7 @@ def summary(row: Mapping[str, Any], *, is_baseline: bool = False) -> str:
         concerns.append("flagged for segment bias on validation")
     if _leaks(row):
         concerns.append(f"its benign scores tell {row['leakage_segment']} apart")
-    worse = row.get("n_segments_worse")
+    worse = _get(row, "n_segments_worse")
     if _present(worse) and int(worse) > 0:
         more = int(worse) - 1
         concerns.append(
@@ -342,7 +347,7 @@ def summary(row: Mapping[str, Any], *, is_baseline: bool = False) -> str:
         return f"{start}, but {_listed(concerns)}: the gain may be the shortcut."
     if concerns:
         return f"{start}; {_listed(concerns)}."
-    if row.get("segment_bias_test") is None and row.get("segment_bias_test_reason"):
+    if _get(row, "segment_bias_test") is None and _get(row, "segment_bias_test_reason"):
         return f"{start}; segment bias undefined: {row['segment_bias_test_reason']}."
     return f"{start}; no sign of segment bias."
 
@@ -352,15 +357,15 @@ def cell_tones(row: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> di
 
     ``baseline`` is the baseline's row: an OP spread is coloured against the baseline's.
     """
-    verdict = row.get("verdict_holm")
+    verdict = _get(row, "verdict_holm")
     by_verdict = {"significant increase": "good", "significant decrease": "bad"}
     tones = {"delta": by_verdict.get(str(verdict), ""), "verdict": by_verdict.get(str(verdict), "")}
     for key in ("test", "validation"):
-        flag = row.get(f"segment_bias_{key}")
+        flag = _get(row, f"segment_bias_{key}")
         tones[f"bias_{key}"] = "" if flag is None else ("bad" if flag else "good")
-    null = row.get("leakage_null_q95")
+    null = _get(row, "leakage_null_q95")
     tones["leakage"] = "" if not _present(null) else ("bad" if _leaks(row) else "good")
-    worse, better = row.get("n_segments_worse"), row.get("n_segments_better")
+    worse, better = _get(row, "n_segments_worse"), _get(row, "n_segments_better")
     tones["segments"] = (
         ""
         if not _present(worse)
@@ -370,9 +375,9 @@ def cell_tones(row: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> di
         if _present(better) and int(better) > 0
         else ""
     )
-    tones["worst"] = "bad" if row.get("worst_verdict_holm") == "significant decrease" else ""
-    mine = row.get("op_spread_max")
-    theirs = None if baseline is None or baseline is row else baseline.get("op_spread_max")
+    tones["worst"] = "bad" if _get(row, "worst_verdict_holm") == "significant decrease" else ""
+    mine = _get(row, "op_spread_max")
+    theirs: Any = None if baseline is None or baseline is row else baseline.get("op_spread_max")
     tones["op_spread"] = (
         ""
         if not (_present(mine) and _present(theirs))
