@@ -442,14 +442,12 @@ def _check_inputs(
     if cluster:
         check_cluster_column(preds, cluster)
     unused = _segment_like_columns(preds, cluster) if segment_by is None else []
-    if unused:
-        warn(_no_segments_warning(unused), UserWarning)
     preds, recipes = runs_as_models(preds)
     models, reference, y, scores = _aligned(preds, columns, cluster)
     segments = segment_keys(reference, segment_by) if columns and segment_by else None
     first_run = {recipe: runs[0][1] for recipe, runs in recipes.items()}
     default, per_segment = frames.parse_baseline(baseline, [*recipes, *models])
-    return _Plan(
+    plan = _Plan(
         preds=preds,
         columns=columns,
         segment_by=segment_by,
@@ -471,6 +469,9 @@ def _check_inputs(
         if segments is not None
         else {},
     )
+    if unused:  # after every check: bad input is one sentence, not a warning and an error
+        warn(_no_segments_warning(unused), UserWarning)
+    return plan
 
 
 @dataclass(frozen=True)
