@@ -51,10 +51,17 @@ def global_vs_local(metrics: pd.DataFrame, specs: Sequence[MetricSpec] = METRICS
             row.update(
                 {f"{name}_{_side(spec)}_all": False for spec in judged for name in [spec.name]}
             )
+            reason = (
+                "no segments (segment_by not given)"
+                if len(part) == 1
+                else "fewer than two segments with defined metrics"
+            )
             row.update(
                 suspicious=False,
-                message=f"{model}: fewer than two segments with defined metrics; "
-                "global and local metrics cannot be compared.",
+                judged=False,
+                reason=reason,
+                message=f"{model}: {reason}; global and local metrics cannot be compared, "
+                "so segment bias is undefined.",
             )
             rows.append(row)
             continue
@@ -75,6 +82,7 @@ def global_vs_local(metrics: pd.DataFrame, specs: Sequence[MetricSpec] = METRICS
             findings.append((spec, best, flagged))
         row |= {f"{spec.name}_{_side(spec)}_all": flagged for spec, _, flagged in findings}
         row["suspicious"] = any(flagged for _, _, flagged in findings)
+        row["judged"] = True
         row["message"] = _message(str(model), glob, findings)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -363,6 +363,7 @@ class _Plan:
     thresholds: np.ndarray
     options: BootstrapOptions
     cluster: str | None
+    unused_segment_columns: list[str]
     models: tuple[str, ...]
     reference: pd.DataFrame
     y: np.ndarray
@@ -440,12 +441,13 @@ def _check_inputs(
         specs = (*specs, AUC)
     if cluster:
         check_cluster_column(preds, cluster)
+    unused = _segment_like_columns(preds, cluster) if segment_by is None else []
     preds, recipes = runs_as_models(preds)
     models, reference, y, scores = _aligned(preds, columns, cluster)
     segments = segment_keys(reference, segment_by) if columns and segment_by else None
     first_run = {recipe: runs[0][1] for recipe, runs in recipes.items()}
     default, per_segment = frames.parse_baseline(baseline, [*recipes, *models])
-    return _Plan(
+    plan = _Plan(
         preds=preds,
         columns=columns,
         segment_by=segment_by,
@@ -453,6 +455,7 @@ def _check_inputs(
         thresholds=t,
         options=options,
         cluster=cluster,
+        unused_segment_columns=unused,
         models=models,
         reference=reference,
         y=y,
@@ -466,6 +469,9 @@ def _check_inputs(
         if segments is not None
         else {},
     )
+    if unused:  # after every check: bad input is one sentence, not a warning and an error
+        warn(_no_segments_warning(unused), UserWarning)
+    return plan
 
 
 @dataclass(frozen=True)
@@ -581,7 +587,15 @@ def _assemble(plan: _Plan, stats: _Parts, *, seed: SeedLike) -> Evaluation:
         baselines=plan.baselines,
         segments=(GLOBAL, *(segments.names if segments else ())),
         data=audit.table,
-        data_warnings=(*audit.warnings, *_run_count_warning(plan.recipes)),
+        data_warnings=(
+            *(
+                [_no_segments_warning(plan.unused_segment_columns)]
+                if plan.unused_segment_columns
+                else []
+            ),
+            *audit.warnings,
+            *_run_count_warning(plan.recipes),
+        ),
         metrics=metrics,
         comparisons=comparisons,
         diagnostics=diagnostics,
@@ -608,6 +622,7 @@ def _assemble(plan: _Plan, stats: _Parts, *, seed: SeedLike) -> Evaluation:
         deltas=deltas,
         settings={
             "segment_by": plan.columns,
+            "unused_segment_columns": plan.unused_segment_columns,
             "metrics": [spec.name for spec in specs],
             "n_boot": options.n_boot,
             "ci": options.ci,
@@ -705,6 +720,40 @@ def _provenance(rows: int) -> dict[str, Any]:
             {"role": "predictions", "path": "(a table in memory)", "sha256": None, "rows": rows},
         ],
     }
+
+
+# The predictions contract's own columns; any other text column with few values may be a segment.
+CONTRACT_COLUMNS = ("image_id", "model", "run", "label", "score", "patient_id")
+MAX_SEGMENT_VALUES = 50
+
+
+def _segment_like_columns(preds: pd.DataFrame, cluster: str | None) -> list[str]:
+    """Columns that look like segments (text with 2 to MAX_SEGMENT_VALUES distinct values, fewer
+    than half the images) when none were named: a report without them cannot show segment bias.
+    """
+    images = preds["image_id"].nunique()
+    out = []
+    for column in preds.columns:
+        if column in CONTRACT_COLUMNS or column == cluster:
+            continue
+        values = preds[column]
+        if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+            continue
+        distinct = values.dropna().unique()
+        if not 2 <= len(distinct) <= min(MAX_SEGMENT_VALUES, (images - 1) / 2):
+            continue
+        if all(isinstance(v, str) for v in distinct):
+            out.append(str(column))
+    return out
+
+
+def _no_segments_warning(columns: Sequence[str]) -> str:
+    listed = ", ".join(columns)
+    return (
+        f"No segments: the predictions have column(s) {listed} that look like data segments, but "
+        "segment_by was not given, so only the whole set is evaluated and segment bias cannot "
+        f"be judged; name them with --segment-by {','.join(columns)} (segment_by= in Python)."
+    )
 
 
 def _check_segment_by(preds: pd.DataFrame, segment_by: str | Sequence[str] | None) -> list[str]:

@@ -23,6 +23,7 @@ from segeval.engine import NULL_PERMUTATIONS
 from segeval.evaluation import Evaluation
 from segeval.io import json_text, to_jsonable, write_files
 from segeval.registry import get_metric
+from segeval.scorecard import cell_tones
 from segeval.segments import GLOBAL
 from segeval.validation import InputError
 
@@ -196,6 +197,11 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
     specs = [get_metric(name) for name in context["settings"].get("metrics", ["wll", "auc"])]
     where = {"validation": "segment_bias_validation", "test": "segment_bias_test"}
     flags = {r["model"]: [w for w, key in where.items() if r[key]] for r in context["scorecard"]}
+    card = context["scorecard"]
+    # Warning signs first, together: 4 red lines among 14 green ones were easy to miss.
+    signs = [d for d in context["diagnostics"] if d["suspicious"]]
+    passed = [d for d in context["diagnostics"] if not d["suspicious"]]
+    base = next((r for r in card if r["model"] in baselines), None)
     return (
         _environment()
         .get_template("report.html.j2")
@@ -208,6 +214,9 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
             one_baseline=next(iter(baselines)) if len(baselines) == 1 else None,
             baseline_models={*context["baselines"].values(), *baselines},
             bias_flags=flags,
+            tones=[cell_tones(r, base) for r in card],
+            diagnostics_signs=signs,
+            diagnostics_passed=passed,
             metric_specs=specs,
             headline_specs=[spec for spec in specs if spec.headline],
             metric_labels={spec.name: spec.label for spec in specs},

@@ -34,11 +34,14 @@ SCORECARD_COLUMNS = [
     "worst_verdict_holm",
     "segment_bias_test",
     "segment_bias_validation",
+    "segment_bias_test_reason",
+    "segment_bias_validation_reason",
     "leakage_benign",
     "leakage_segment",
     "leakage_null_q95",
     "op_spread_max",
     "op_spread_threshold",
+    "summary",
 ]
 
 
@@ -67,8 +70,8 @@ def scorecard(
     deltas: pd.DataFrame | None = None,
     specs: Sequence[MetricSpec] = (),
 ) -> pd.DataFrame:
-    """One row per model, in the columns of ``SCORECARD_COLUMNS`` (then those of the headline
-    metrics evaluated, :func:`headline_columns`).
+    """One row per model (the baseline first), in the columns of ``SCORECARD_COLUMNS`` (then
+    those of the headline metrics evaluated, :func:`headline_columns`).
 
     - ``auc*``: global AUC and CI; ``delta_*``, ``p_holm``, ``verdict_holm``: the global
       comparison with the baseline (NaN/empty for the baseline itself, or without one);
@@ -76,15 +79,17 @@ def scorecard(
       increase / decrease, out of ``n_segments_compared`` with a defined ΔAUC;
     - ``worst_*``: the significantly worse segment (Holm) of lowest ΔAUC; when none is
       significantly worse, the segment of lowest ΔAUC;
-    - ``segment_bias_test``: the diagnostics' flag on the evaluated set;
-      ``segment_bias_validation``: on the last validation of the run named as the model (None
-      when there is no such run);
+    - ``segment_bias_test``: the diagnostics' flag on the evaluated set, None when it is
+      undefined (no segments, or fewer than two with both classes), with the diagnostics'
+      reason in ``segment_bias_test_reason``; ``segment_bias_validation``: on the last
+      validation of the run named as the model (None, and no reason, when there is no such run);
     - ``leakage_benign``: segment leakage among the benign images of the evaluated set, the
       ``|AUC − 0.5|`` of ``leakage_segment``, the segment the score tells apart most (NaN
       without segments), and ``leakage_null_q95`` the 95th percentile of that number with the
       segments permuted within the label (what it reaches without any segment shift);
     - ``op_spread_max``: the largest OP spread over the thresholds (NaN when undefined), at
       ``op_spread_threshold``;
+    - ``summary``: one sentence per model that combines the evidence (:func:`summary`);
     - for each headline metric ``m`` (sensitivity at a fixed specificity, PPV…): ``m`` and its
       CI on the whole set, ``delta_m`` against the baseline with its CI, and ``verdict_m`` (the
       paper's rule, uncorrected).
@@ -96,7 +101,8 @@ def scorecard(
         for m in models
     ]
     # object columns keep the counts integers beside the NaN of the baseline's row
-    return pd.DataFrame(rows, columns=[*SCORECARD_COLUMNS, *headline_columns(specs)], dtype=object)
+    card = pd.DataFrame(rows, columns=[*SCORECARD_COLUMNS, *headline_columns(specs)], dtype=object)
+    return _with_summaries(card)
 
 
 def _headline(
@@ -138,8 +144,10 @@ def _row(
         "auc_ci_high": whole.auc_ci_high,
         **_against_baseline(model, comparisons),
     }
-    row["segment_bias_test"] = _flag(diagnostics, model, "evaluated set")
-    row["segment_bias_validation"] = _flag(diagnostics, model, "validation, last step")
+    for key, on in (("test", "evaluated set"), ("validation", "validation, last step")):
+        row[f"segment_bias_{key}"], row[f"segment_bias_{key}_reason"] = _flag(
+            diagnostics, model, on
+        )
     if len(op_spread) and len(
         spread := op_spread[op_spread.model == model].dropna(subset=["spread"])
     ):
@@ -194,8 +202,8 @@ def recipe_scorecard(
     - ``delta_*``, ``verdict_holm``, the segment counts and the worst segment: as in
       :func:`scorecard`, from ``recipe_comparisons``;
     - ``segment_bias_test``: how many runs are flagged on the evaluated set (None if none was
-      judged); ``segment_bias_validation``: the flag of the training run folder named as the
-      model (None when there is none);
+      judged, with the first run's reason); ``segment_bias_validation``: the flag of the
+      training run folder named as the model (None when there is none);
     - ``leakage_benign``: the mean over the runs of their benign leakage; ``leakage_segment``
       the segment most often farthest from 0.5;
     - ``op_spread_max``: the mean over the runs of each run's largest OP spread
@@ -210,13 +218,18 @@ def recipe_scorecard(
         leaks = pd.to_numeric(mine.leakage_benign, errors="coerce").dropna()
         nulls = pd.to_numeric(mine.leakage_null_q95, errors="coerce").dropna()
         auc = pd.to_numeric(mine.auc, errors="coerce")
+        validation = _flag(diagnostics, recipe, "validation, last step")
         rows.append(
             {
                 "model": recipe,
                 "auc": float(auc.mean()),
                 **_against_baseline(recipe, recipe_comparisons),
                 "segment_bias_test": sum(flags) if flags else None,
-                "segment_bias_validation": _flag(diagnostics, recipe, "validation, last step"),
+                "segment_bias_test_reason": None
+                if flags
+                else _first(mine.segment_bias_test_reason),
+                "segment_bias_validation": validation[0],
+                "segment_bias_validation_reason": validation[1],
                 "leakage_benign": float(leaks.mean()) if len(leaks) else None,
                 "leakage_null_q95": float(nulls.mean()) if len(nulls) else None,
                 "leakage_segment": _most_frequent(mine.leakage_segment),
@@ -226,7 +239,7 @@ def recipe_scorecard(
                 "auc_runs_max": float(auc.max()),
             }
         )
-    return pd.DataFrame(rows, columns=RECIPE_SCORECARD_COLUMNS, dtype=object)
+    return _with_summaries(pd.DataFrame(rows, columns=RECIPE_SCORECARD_COLUMNS, dtype=object))
 
 
 def _leakage(model: str, summary: pd.DataFrame) -> dict[str, Any]:
@@ -244,12 +257,132 @@ def _leakage(model: str, summary: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _flag(diagnostics: pd.DataFrame, model: str, on: str) -> bool | None:
-    """The segment-bias flag of ``model`` on ``on``; None when it was not judged there."""
+def _flag(diagnostics: pd.DataFrame, model: str, on: str) -> tuple[bool | None, str | None]:
+    """The segment-bias flag of ``model`` on ``on``, and why it is undefined: (None, None) when
+    there is nothing to judge there, (None, message) when the check is undefined."""
     rows = diagnostics[(diagnostics.model == model) & (diagnostics.on == on)]
-    return bool(rows.suspicious.iloc[0]) if len(rows) else None
+    if not len(rows):
+        return None, None
+    if "judged" in rows and not bool(rows.judged.iloc[0]):
+        return None, str(rows.reason.iloc[0])
+    return bool(rows.suspicious.iloc[0]), None
+
+
+def _first(values: pd.Series) -> Any:
+    present = values.dropna()
+    return present.iloc[0] if len(present) else None
 
 
 def _most_frequent(values: pd.Series) -> Any:
     counts = values.dropna().value_counts()
     return counts.index[0] if len(counts) else None
+
+
+def _ordered(card: pd.DataFrame) -> pd.DataFrame:
+    """Rows in a stable order that reads: the baseline(s) first, then the models as evaluated."""
+    baselines = {b for b in card.baseline if isinstance(b, str)}
+    first = card.model.isin(baselines).to_numpy()
+    return pd.concat([card[first], card[~first]], ignore_index=True)
+
+
+def _with_summaries(card: pd.DataFrame) -> pd.DataFrame:
+    """The card in the order it is read, with ``summary``: one sentence per model."""
+    card = _ordered(card)
+    baselines = {b for b in card.baseline if isinstance(b, str)}
+    card["summary"] = [
+        summary({str(k): v for k, v in r.items()}, is_baseline=r["model"] in baselines)
+        for r in card.to_dict(orient="records")
+    ]
+    return card
+
+
+def _get(row: Mapping[str, Any], key: str) -> Any:
+    return row.get(key)
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and np.isnan(value))
+
+
+def _listed(parts: Sequence[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _leaks(row: Mapping[str, Any]) -> bool:
+    benign, null = _get(row, "leakage_benign"), _get(row, "leakage_null_q95")
+    return _present(benign) and _present(null) and float(benign) > float(null)
+
+
+def summary(row: Mapping[str, Any], *, is_baseline: bool = False) -> str:
+    """One plain sentence that combines a scorecard row's evidence, e.g. "Better globally
+    (ΔAUC +0.080), but flagged for segment bias and worse on (S1, Ma): the gain may be the
+    shortcut."."""
+    verdict = _get(row, "verdict_holm")
+    if not _present(_get(row, "baseline")):
+        start = "The baseline" if is_baseline else f"AUC {float(row['auc']):.3f} on the whole set"
+    else:
+        delta = f"ΔAUC {float(row['delta_auc']):+.3f}".replace("-", "−")
+        start = {
+            "significant increase": f"Better globally ({delta})",
+            "significant decrease": f"Worse globally ({delta})",
+        }.get(str(verdict), f"No significant difference globally ({delta})")
+    concerns = []
+    test, validation = _get(row, "segment_bias_test"), _get(row, "segment_bias_validation")
+    if "n_runs" in row and _present(test) and int(test) > 0:
+        concerns.append(f"flagged for segment bias in {int(test)} of {row['n_runs']} runs")
+    elif "n_runs" not in row and test is True:
+        concerns.append("flagged for segment bias")
+    elif validation is True:
+        concerns.append("flagged for segment bias on validation")
+    if _leaks(row):
+        concerns.append(f"its benign scores tell {row['leakage_segment']} apart")
+    worse = _get(row, "n_segments_worse")
+    if _present(worse) and int(worse) > 0:
+        more = int(worse) - 1
+        concerns.append(
+            f"worse on {row['worst_segment']}"
+            + (f" and {more} more segment{'s' if more > 1 else ''}" if more else "")
+        )
+    if concerns and verdict == "significant increase":
+        return f"{start}, but {_listed(concerns)}: the gain may be the shortcut."
+    if concerns:
+        return f"{start}; {_listed(concerns)}."
+    if _get(row, "segment_bias_test") is None and _get(row, "segment_bias_test_reason"):
+        return f"{start}; segment bias undefined: {row['segment_bias_test_reason']}."
+    return f"{start}; no sign of segment bias."
+
+
+def cell_tones(row: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> dict[str, str]:
+    """How the page colours each scorecard cell, by what it says: "good", "bad" or "" (neutral).
+
+    ``baseline`` is the baseline's row: an OP spread is coloured against the baseline's.
+    """
+    verdict = _get(row, "verdict_holm")
+    by_verdict = {"significant increase": "good", "significant decrease": "bad"}
+    tones = {"delta": by_verdict.get(str(verdict), ""), "verdict": by_verdict.get(str(verdict), "")}
+    for key in ("test", "validation"):
+        flag = _get(row, f"segment_bias_{key}")
+        tones[f"bias_{key}"] = "" if flag is None else ("bad" if flag else "good")
+    null = _get(row, "leakage_null_q95")
+    tones["leakage"] = "" if not _present(null) else ("bad" if _leaks(row) else "good")
+    worse, better = _get(row, "n_segments_worse"), _get(row, "n_segments_better")
+    tones["segments"] = (
+        ""
+        if not _present(worse)
+        else "bad"
+        if int(worse) > 0
+        else "good"
+        if _present(better) and int(better) > 0
+        else ""
+    )
+    tones["worst"] = "bad" if _get(row, "worst_verdict_holm") == "significant decrease" else ""
+    mine = _get(row, "op_spread_max")
+    theirs: Any = None if baseline is None or baseline is row else baseline.get("op_spread_max")
+    tones["op_spread"] = (
+        ""
+        if not (_present(mine) and _present(theirs))
+        else "bad"
+        if float(mine) > float(theirs)
+        else "good"
+    )
+    return tones

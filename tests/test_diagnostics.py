@@ -43,3 +43,4 @@ def test_needs_two_defined_segments():
     d = global_vs_local(table("m", [0.9, 0.7, np.nan], [0.4, 0.5, np.nan]))
     assert not d.suspicious[0]
     assert "fewer than two segments with defined metrics" in d.message[0]
+    assert not d.judged[0] and "segment bias is undefined" in d.message[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -65,9 +66,28 @@ def test_comparisons_equal_paired_bootstrap_and_holm(preds, evaluation):
 
 
 def test_without_baseline_or_segments(preds):
-    ev = evaluate(preds, segment_by=None, n_boot=10)
+    with pytest.warns(UserWarning, match="source, manufacturer that look like data segments"):
+        ev = evaluate(preds, segment_by=None, n_boot=10)
     assert ev.comparisons.empty
     assert ev.metrics.segment.unique().tolist() == ["__global__"]
+
+
+def test_segment_like_columns_left_out_are_named_not_used(preds):
+    """Issue 23: a report without segments must not read as 'no segment bias'."""
+    with pytest.warns(UserWarning, match=r"--segment-by source,manufacturer") as caught:
+        ev = evaluate(preds, segment_by=None, n_boot=10)
+    assert len([w for w in caught if "look like data segments" in str(w.message)]) == 1
+    assert ev.settings["unused_segment_columns"] == ["source", "manufacturer"]
+    assert ev.segments == ("__global__",)  # warned, not inferred
+    assert "--segment-by source,manufacturer" in ev.data_warnings[0]
+    # named (or absent, or not text, or one value per image): no warning
+    assert evaluate(preds, segment_by="source", n_boot=5).settings["unused_segment_columns"] == []
+    plain = preds.drop(columns=["source", "manufacturer"]).assign(
+        age=1.0, note=preds.image_id, site="A"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert evaluate(plain, segment_by=None, n_boot=5).settings["unused_segment_columns"] == []
 
 
 def test_cluster_resampling_uses_the_column(preds):

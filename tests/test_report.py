@@ -18,6 +18,7 @@ import segeval as se
 from segeval.evaluation import evaluate
 from segeval.io import to_jsonable
 from segeval.report import fmt, pct, pval, signed, write_report
+from segeval.scorecard import summary
 from segeval.synthetic import make_predictions
 from segeval.validation import InputError
 
@@ -169,7 +170,11 @@ def test_scorecard_shows_the_json_numbers(report):
     table = page.tables[0]  # the first screen: the scorecard comes before every other table
     assert table[0][0] == "model"
     assert data["scorecard"] == to_jsonable(ev.scorecard)
-    assert [row[0].split()[0] for row in table[1:]] == data["models"]
+    base = "single_segment"  # the baseline first, then the models as evaluated
+    assert [row[0].split()[0] for row in table[1:]] == [
+        base,
+        *(m for m in data["models"] if m != base),
+    ]
     for row, r in zip(table[1:], data["scorecard"], strict=True):
         assert row[1] == f"{fmt(r['auc'])} ({fmt(r['auc_ci_low'])}, {fmt(r['auc_ci_high'])})"
         if r["baseline"] is None:
@@ -179,6 +184,7 @@ def test_scorecard_shows_the_json_numbers(report):
         assert row[2] == f"{signed(r['delta_auc'])} {ci}"
         assert row[3].startswith(f"{r['verdict_holm']} p Holm {pval(r['p_holm'])}")
         bias = [r["segment_bias_validation"], r["segment_bias_test"]]
+        assert r["segment_bias_test"] is not None  # five segments: the check is defined
         assert row[4] == " / ".join(
             "no log" if b is None else "flagged" if b else "no" for b in bias
         )
@@ -236,7 +242,7 @@ def test_page_is_self_contained(report):
 def test_colours_follow_holm_and_data_warnings_appear_once(report):
     _, data, _, tmp = report
     html = (tmp / "report.html").read_text()
-    rows = [*data["comparisons"], *[r for r in data["scorecard"] if r["verdict_holm"]]]
+    rows = data["comparisons"]  # the scorecard colours cells, not rows
     for kind in ("increase", "decrease"):
         holm = [r for r in rows if r["verdict_holm"] == f"significant {kind}"]
         assert len(re.findall(f'<tr class="{kind}[ "]', html)) == len(holm)
@@ -245,6 +251,45 @@ def test_colours_follow_holm_and_data_warnings_appear_once(report):
     assert "Suspiciously good global metrics" in html
     for warning in data["data"]["warnings"]:
         assert html.count(str(markupsafe.escape(warning))) == 1
+    # issue 23: the red lines together at the top of the list, then the passed checks
+    items = re.findall(r'<li class="(warn|ok|undefined)">', html)
+    assert items == sorted(items, key=lambda c: c != "warn") and "ok" in items
+
+
+def test_scorecard_colours_each_cell_and_sums_up_each_model(report):
+    """Issue 23: the shortcut model's row is not green because its global verdict is a gain."""
+    ev, data, _, tmp = report
+    card = ev.scorecard.set_index("model")
+    shortcut = card.loc["bal_labels"]
+    assert shortcut.segment_bias_test and shortcut.verdict_holm == "not significant"
+    assert shortcut.summary.startswith("No significant difference globally (ΔAUC +")
+    assert "flagged for segment bias" in shortcut.summary
+    gain = dict(shortcut, verdict_holm="significant increase", n_segments_worse=2)
+    assert summary(gain) == (
+        f"Better globally (ΔAUC {signed(shortcut.delta_auc)}), but flagged for segment bias"
+        + (
+            f", its benign scores tell {shortcut.leakage_segment} apart"
+            if "tell" in shortcut.summary
+            else ""
+        )
+        + f" and worse on {shortcut.worst_segment} and 1 more segment:"
+        + " the gain may be the shortcut."
+    )
+    assert card.loc["single_segment"].summary.startswith("The baseline")
+    assert "no sign of segment bias" in card.loc["periodic"].summary
+    html = (tmp / "report.html").read_text()
+    first = html[html.index('<table class="scorecard"') :]
+    rows = first[: first.index("</table>")].split("<tr>")[2:]
+    shown = {re.search(r'class="text model">([^ <]+)', r)[1]: r for r in rows}
+    assert '<td class="text model">bal_labels' in shown["bal_labels"]  # the name is not coloured
+    assert '<td class="text verdict ">not significant' in shown["bal_labels"]
+    assert '<span class="bad">flagged</span>' in shown["bal_labels"]
+    assert '<span class="good">no</span>' in shown["periodic"]
+    leak = "bad" if shortcut.leakage_benign > shortcut.leakage_null_q95 else "good"
+    assert f'<td class="{leak}">{fmt(shortcut.leakage_benign)}' in shown["bal_labels"]
+    for r in data["scorecard"]:
+        assert f"<li><b>{r['model']}</b>: {markupsafe.escape(r['summary'])}</li>" in html
+    assert 'tr class="increase' not in first[: first.index("</table>")]
 
 
 def test_p_values_below_the_fourth_decimal_are_not_zero():
@@ -340,6 +385,27 @@ def test_scorecard_says_undefined_when_no_spread_can_be_measured(tmp_path):
     html = write_report(ev, tmp_path / "r.html")[0].read_text()
     assert "undefined" in html and "fewer than two segments with both classes" in html
     assert "--cluster patient_id" not in html  # no patient_id column: no hint
+
+
+@pytest.mark.parametrize("segment_by", ["site", None], ids=["one segment", "no segments"])
+def test_segment_bias_reads_undefined_when_it_cannot_be_judged(tmp_path, segment_by):
+    """Issue 23: "no" needs two segments with both classes; otherwise undefined, with why."""
+    ev = evaluate(tiny_preds(["S1"]), segment_by=segment_by, baseline="A", n_boot=20)
+    why = "no segments (segment_by not given)" if segment_by is None else "fewer than two"
+    assert ev.scorecard.segment_bias_test.isna().all()
+    assert ev.scorecard.segment_bias_test_reason.str.startswith(why).all()
+    write_report(ev, tmp_path / "r.html")
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert {r["segment_bias_test"] for r in data["scorecard"]} == {None}
+    assert (tmp_path / "r_scorecard.csv").read_text().count(f",{why}") == 2  # reason column
+    page = Tables()
+    page.feed((tmp_path / "r.html").read_text())
+    for row in page.tables[0][1:]:  # the baseline's row has one cell fewer (colspan)
+        (bias,) = [cell for cell in row if cell.startswith("no log /")]
+        assert bias == "no log / undefined", bias
+    html = (tmp_path / "r.html").read_text()
+    assert html.count(f"segment bias undefined: {why}") == 2  # the sentence of each model
+    assert '<li class="undefined">' in html and '<li class="ok">' not in html
 
 
 def _report_set(folder):

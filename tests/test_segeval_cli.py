@@ -66,6 +66,19 @@ def test_report_end_to_end(tmp_path, preds_file, capsys):
     assert source["sha256"] == expected and source["rows"] == len(pd.read_parquet(preds_file))
 
 
+def test_report_without_segment_by_names_the_segment_like_columns(tmp_path, preds_file, capsys):
+    """Issue 23: the mission's own command on a file with segment columns."""
+    out = tmp_path / "report.html"
+    code, _, err = run(capsys, "report", "--preds", preds_file, "--n-boot", 5, "--out", out)
+    assert code == 0
+    (line,) = [x for x in err.splitlines() if "look like data segments" in x]
+    assert "source, manufacturer" in line and "--segment-by source,manufacturer" in line
+    page = out.read_text()
+    first_screen = page[: page.index('<table class="scorecard"')]
+    assert "segment bias is <b>not judged</b>" in first_screen
+    assert "<code>--segment-by source,manufacturer</code>" in first_screen
+
+
 def test_console_script_runs(tmp_path, preds_file):
     out = tmp_path / "report.html"
     done = subprocess.run(
