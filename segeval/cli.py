@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--cluster", metavar="COL", help="resample whole clusters of this column (e.g. patient_id)"
     )
     rep.add_argument(
+        "--resample",
+        choices=("rows", "stratified", "poisson"),
+        default="rows",
+        help="bootstrap scheme: rows (Efron, the paper's default), stratified (labels "
+        "separately), or poisson (each image, or patient with --cluster, weighted by a Poisson "
+        "count that is a function of its id: the same numbers however the data is ordered or "
+        "partitioned, in memory or on Dask)",
+    )
+    rep.add_argument(
         "--metrics",
         metavar="NAMES",
         help="metrics to evaluate per segment with CIs and against the baseline, "
@@ -152,6 +161,7 @@ def _report(args: argparse.Namespace) -> None:
             n_boot=args.n_boot,
             ci=args.ci,
             cluster=args.cluster,
+            resample=args.resample,
             seed=args.seed,
             thresholds=args.thresholds,
             progress=progress,

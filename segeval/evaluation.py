@@ -262,8 +262,12 @@ def evaluate(
         2000 resamples (the paper); the same seed gives bit-identical numbers.
     thresholds : list of float in [0, 1]
         Thresholds of the operating points (and of ``"ppv"``/``"npv"``).
-    resample : {"rows", "stratified", "cluster"}
-        Resampling scheme; ``cluster=`` implies ``"cluster"``.
+    resample : {"rows", "stratified", "cluster", "poisson"}
+        Resampling scheme; ``cluster=`` implies ``"cluster"`` unless ``"poisson"`` is asked for.
+        ``"poisson"``: each image (each cluster with ``cluster=``) weighted by a Poisson(1)
+        count that is a function of its id, the resample and the seed, so the numbers do not
+        depend on the order of the rows, and a Dask frame gives the same numbers bit for bit
+        (:mod:`segeval.distributed`); WLL then sums losses rounded to 2^-24 (error < 3e-8).
     training : DataFrame, optional
         Validation curves of training runs: columns ``run, step, segment, wll, auc`` (the
         records of ``RUN/metrics.jsonl``; :func:`segeval.io.read_runs` reads run folders).
@@ -326,6 +330,11 @@ class _Plan:
     validation: dict[str, _Validation]
 
     @property
+    def ids(self) -> np.ndarray:
+        """The image id of each row (the units of Poisson resampling)."""
+        return self.reference["image_id"].to_numpy()
+
+    @property
     def runs(self) -> dict[str, list[str]]:
         """Each model (recipe) -> its runs as evaluated models."""
         return {recipe: [m for _, m in pairs] for recipe, pairs in self.recipes.items()}
@@ -344,6 +353,7 @@ class _Validation:
     score: np.ndarray
     segments: Segments
     clusters: np.ndarray | None
+    ids: np.ndarray
 
 
 def _options(
@@ -355,9 +365,9 @@ def _options(
     n_jobs: int | None,
     cluster: str | None,
 ) -> BootstrapOptions:
-    if cluster:
+    if cluster and resample != "poisson":  # Poisson weights patients whole when clustered
         resample = "cluster"
-    elif resample == "cluster":
+    elif resample == "cluster" and not cluster:
         raise InputError('resample="cluster" needs cluster=, the column to resample whole.')
     return BootstrapOptions.make(n_boot=n_boot, ci=ci, resample=resample, seed=seed, n_jobs=n_jobs)
 
@@ -443,6 +453,7 @@ def _statistics(plan: _Plan, progress: Callable[[int, int], None] | None) -> _Pa
                 leakage=whole and plan.segments is not None,
                 recipes=plan.recipes_against(base) if several and base else None,
                 clusters=None if plan.clusters is None else plan.clusters[idx],
+                ids=plan.ids[idx],
                 name=name,
                 progress=step,
                 cache=cache,
@@ -457,6 +468,7 @@ def _statistics(plan: _Plan, progress: Callable[[int, int], None] | None) -> _Pa
             segments=v.segments,
             leakage=True,
             clusters=v.clusters,
+            ids=v.ids,
             progress=step,
         )
         for run, v in plan.validation.items()
@@ -609,7 +621,8 @@ def _check_validation(
             continue
         clusters = val[cluster].to_numpy() if cluster and cluster in val.columns else None
         y, score = val["label"].to_numpy(np.int8), val["score"].to_numpy(np.float64)
-        out[str(run)] = _Validation(y, score, segments, clusters)
+        ids = val["image_id"].to_numpy()
+        out[str(run)] = _Validation(y, score, segments, clusters, ids)
     return out
 
 
