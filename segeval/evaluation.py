@@ -12,7 +12,7 @@ import html
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -290,7 +290,32 @@ def evaluate(
     ('bal_labels', 'periodic', 'single_segment')
     >>> ev.comparisons[["model", "segment"]].head(2).values.tolist()
     [['bal_labels', '__global__'], ['periodic', '__global__']]
+
+    A Dask DataFrame is evaluated where it lies, on the active Dask client, with
+    ``resample="poisson"`` (the only scheme whose counts do not depend on the partitioning):
+    the result is a :class:`segeval.distributed.DistributedEvaluation` holding the same tables
+    (``metrics``, ``comparisons``, ``deltas``, ``data``) as this function gives for
+    ``predictions.compute()`` with ``resample="poisson"``, bit for bit.
     """
+    from segeval.distributed import evaluate_dask, is_dask_frame
+
+    if is_dask_frame(predictions):
+        if resample not in ("poisson", "rows"):
+            raise InputError(f'A Dask DataFrame is resampled with "poisson"; got {resample!r}.')
+        if training is not None or validation_predictions is not None:
+            raise InputError("With a Dask DataFrame, training and validation are not supported.")
+        result = evaluate_dask(
+            predictions,
+            segment_by=segment_by,
+            baseline=baseline,
+            cluster=cluster,
+            metrics=metrics,
+            n_boot=n_boot,
+            seed=seed,
+            ci=ci,
+            progress=progress,
+        )
+        return cast(Evaluation, result)  # a DistributedEvaluation: the same tables (docstring)
     plan = _check_inputs(
         predictions,
         segment_by=segment_by,
