@@ -41,7 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         required=True,
         metavar="FILE",
-        help="predictions files, Parquet or CSV (one or more; repeatable)",
+        help="predictions files, Parquet or CSV (one or more; repeatable); a quoted pattern "
+        "such as 'folder/*.parquet' is evaluated on Dask (Parquet files with a model column; "
+        "Poisson resampling; writes the JSON and CSV tables, no HTML)",
+    )
+    rep.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="evaluate on the Dask cluster of this scheduler (e.g. tcp://127.0.0.1:8786); "
+        "without it, a pattern in --preds starts a LocalCluster of worker processes on this "
+        "machine (pip install 'segeval[distributed]')",
+    )
+    rep.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="worker processes of the LocalCluster (default: Dask's choice for this machine)",
     )
     rep.add_argument(
         "--segment-by",
@@ -68,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument(
         "--cluster", metavar="COL", help="resample whole clusters of this column (e.g. patient_id)"
+    )
+    rep.add_argument(
+        "--resample",
+        choices=("rows", "stratified", "poisson"),
+        default="rows",
+        help="bootstrap scheme: rows (Efron, the paper's default), stratified (labels "
+        "separately), or poisson (each image, or patient with --cluster, weighted by a Poisson "
+        "count that is a function of its id: the same numbers however the data is ordered or "
+        "partitioned, in memory or on Dask)",
     )
     rep.add_argument(
         "--metrics",
@@ -217,6 +241,9 @@ def _report(args: argparse.Namespace) -> None:
 
     if args.out.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--out must name an .html file; got {str(args.out)!r}.")
+    if args.scheduler or any(set(str(p)) & set("*?[") for p in args.preds):
+        _report_dask(args)
+        return
     preds = read_predictions(args.preds)
     runs = read_runs(args.run or ())
     # disable=None: a bar on a terminal, silence in logs and CI.
@@ -237,6 +264,7 @@ def _report(args: argparse.Namespace) -> None:
             n_boot=args.n_boot,
             ci=args.ci,
             cluster=args.cluster,
+            resample=args.resample,
             seed=args.seed,
             thresholds=args.thresholds,
             progress=progress,
@@ -247,6 +275,43 @@ def _report(args: argparse.Namespace) -> None:
         "inputs": [*predictions_file_records(args.preds), *runs.inputs],
     }
     for path in replace(evaluation, provenance=provenance).write(args.out):
+        print(printable(f"wrote {path}"))
+
+
+def _report_dask(args: argparse.Namespace) -> None:
+    """``report`` on Dask: the tables (JSON and CSV) of the Poisson bootstrap, no HTML."""
+    try:
+        from segeval.distributed import client_for, evaluate_dask, read_parquet_files
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise InputError(
+            "Evaluating on Dask needs dask and distributed: pip install 'segeval[distributed]'."
+        ) from None
+    from tqdm.auto import tqdm
+
+    if args.resample not in ("rows", "poisson") or args.run:
+        raise InputError("On Dask, --resample is poisson and --run is not supported.")
+    preds = read_parquet_files(args.preds)
+    with (
+        client_for(args.scheduler, n_workers=args.workers),
+        tqdm(desc="dask", unit="resample", disable=None, leave=False) as bar,
+    ):
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done)
+
+        evaluation = evaluate_dask(
+            preds,
+            segment_by=args.segment_by,
+            baseline=args.baseline,
+            metrics=args.metrics,
+            n_boot=args.n_boot,
+            ci=args.ci,
+            cluster=args.cluster,
+            seed=args.seed,
+            progress=progress,
+        )
+    for path in evaluation.write(args.out):
         print(printable(f"wrote {path}"))
 
 

@@ -51,6 +51,7 @@ from segeval.resampling import (
     Statistic,
     bootstrap_distribution,
     child_seeds,
+    poisson_seed,
     summarize,
     undefined_result,
 )
@@ -276,6 +277,7 @@ def evaluate_part(
     recipes: Recipes | None = None,
     extra: Mapping[Hashable, Statistic] | None = None,
     clusters: NDArray[np.generic] | None = None,
+    ids: NDArray[np.generic] | None = None,
     eps: float = DEFAULT_EPS,
     name: str | None = None,
     keep: bool = False,
@@ -292,7 +294,8 @@ def evaluate_part(
     ``PartResult.extra`` for a caller that summarizes them itself (joint distributions such as
     a maximum over slices come free); ``keep`` keeps the bootstrap distributions in the
     results. Parts of one evaluation share a ``cache`` of draws (same size, same seed: same
-    local resamples).
+    local resamples). ``ids`` are the rows' ids (image ids), the units of ``resample="poisson"``
+    unless ``clusters`` are given; under it the kernels sum exactly (``MetricSpec.kernel``).
     """
     specs = tuple(metrics)
     # ΔAUC is the paper's comparison: AUC is drawn whenever models are compared.
@@ -315,8 +318,11 @@ def evaluate_part(
             runs=_undefined_runs(recipes, ci) if recipes else {},
         )
     statistics: dict[Hashable, Statistic] = {}
+    exact = options is not None and options.resample == "poisson"
     kernels: dict[Hashable, Any] = {
-        (spec.name, m): spec.kernel(y, s, eps) for m, s in scores.items() for spec in drawn
+        (spec.name, m): spec.kernel(y, s, eps, exact=exact)
+        for m, s in scores.items()
+        for spec in drawn
     }
     statistics.update(kernels)
     spreads = _spread_statistics(y, scores, segments, thresholds, name)
@@ -326,7 +332,7 @@ def evaluate_part(
     leaks = _leakage_statistics(y, scores, segments) if leakage and segments is not None else {}
     statistics.update(leaks)
     statistics.update(extra or {})
-    draws = _draw(statistics, y, clusters, options, progress, cache)
+    draws = _draw(statistics, y, clusters, ids, options, progress, cache)
     _warn_dropped(draws, specs, scores, name, options)
     values: dict[Hashable, BootstrapResult] = {
         (spec.name, m): _summary(draws, (spec.name, m), ci, keep, _what(name, spec.label, m))
@@ -495,6 +501,7 @@ def _draw(
     statistics: dict[Hashable, Statistic],
     y: NDArray[np.int8],
     clusters: NDArray[np.generic] | None,
+    ids: NDArray[np.generic] | None,
     options: BootstrapOptions | None,
     progress: Callable[[int], None] | None,
     cache: DrawCache | None,
@@ -509,7 +516,7 @@ def _draw(
         return Draws(estimates, {k: v[None, :] * np.nan for k, v in estimates.items()})
     return bootstrap_distribution(
         statistics,
-        Resampler(y, resample=options.resample, clusters=clusters),
+        Resampler(y, resample=options.resample, clusters=clusters, ids=ids),
         n_boot=options.n_boot,
         seed=options.seed,
         n_jobs=options.n_jobs,
@@ -779,10 +786,60 @@ def _seed_interval(
 
 
 def resample_indices(
-    y: NDArray[np.int8], *, options: BootstrapOptions, clusters: ArrayLike | None = None
+    y: NDArray[np.int8],
+    *,
+    options: BootstrapOptions,
+    clusters: ArrayLike | None = None,
+    ids: ArrayLike | None = None,
 ) -> Iterator[NDArray[np.int64]]:
     """The row indices of each resample the engine draws for a part with labels ``y``, in order
     (to replay a bootstrap, or check a statistic by brute force)."""
-    resampler = Resampler(y, resample=options.resample, clusters=clusters)
+    resampler = Resampler(y, resample=options.resample, clusters=clusters, ids=ids)
+    if options.resample == "poisson":
+        key, rows = poisson_seed(options.seed), np.arange(y.size)
+        for b in range(options.n_boot):
+            counts = resampler.poisson_block(key, range(b, b + 1))[0]
+            yield np.repeat(rows, counts.astype(np.int64))
+        return
     for seed in child_seeds(options.seed, options.n_boot):
         yield resampler.indices(resampler.draw(np.random.default_rng(seed)))
+
+
+def part_from_draws(
+    draws: Draws,
+    *,
+    n: int,
+    n_pos: int,
+    models: Sequence[str],
+    specs: Sequence[MetricSpec],
+    baseline: str | None,
+    options: BootstrapOptions,
+    name: str | None,
+) -> PartResult:
+    """A part's metrics, ΔAUC and deltas from draws merged elsewhere (:mod:`segeval.distributed`),
+    with the same summaries :func:`evaluate_part` applies to its own draws."""
+    scores = dict.fromkeys(models)  # _warn_dropped reads the model names only
+    _warn_dropped(draws, specs, scores, name, options)  # type: ignore[arg-type]
+    return PartResult(
+        name=name,
+        n=n,
+        n_pos=n_pos,
+        reason=None,
+        metrics={
+            (spec.name, m): _summary(draws, (spec.name, m), options.ci, False)
+            for m in models
+            for spec in specs
+        },
+        comparisons={
+            m: compare(draws, baseline, m, options)
+            for m in models
+            if baseline is not None and m != baseline
+        },
+        spreads={},
+        deltas={
+            (spec.name, m): _delta(draws, spec.name, baseline, m, options)
+            for spec in specs
+            for m in models
+            if baseline is not None and m != baseline
+        },
+    )

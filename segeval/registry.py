@@ -88,6 +88,9 @@ class MetricSpec:
         The parameters, e.g. ``{"level": 0.9}``.
     description : str
         One sentence for the report: what it measures and which way is better.
+    build_exact : callable or None
+        Where ``build``'s sums of non-integer values depend on the order of the rows, a variant
+        whose sums are exact, used under ``resample="poisson"`` (None: ``build`` is used).
     """
 
     name: str
@@ -100,11 +103,23 @@ class MetricSpec:
     headline: bool = False
     params: Mapping[str, float] = field(default_factory=dict)
     description: str = ""
+    build_exact: KernelFactory | None = field(default=None, repr=False, compare=False)
 
     def kernel(
-        self, y: NDArray[np.int8], score: NDArray[np.float64], eps: float = DEFAULT_EPS
+        self,
+        y: NDArray[np.int8],
+        score: NDArray[np.float64],
+        eps: float = DEFAULT_EPS,
+        *,
+        exact: bool = False,
     ) -> Kernel:
-        """The bootstrap kernel of this metric on one part (labels and scores validated)."""
+        """The bootstrap kernel of this metric on one part (labels and scores validated).
+
+        ``exact``: the variant whose integer-weighted sums are exact (``build_exact``), so
+        Poisson resampling gives the same numbers however the rows are ordered or partitioned.
+        """
+        if exact and self.build_exact is not None:
+            return self.build_exact(y, score, eps)
         return self.build(y, score, eps)
 
     def __call__(
@@ -245,6 +260,7 @@ WLL = MetricSpec(
     label="Weighted log loss",
     short="WLL",
     build=lambda y, s, eps: WLLKernel(y, s, eps),
+    build_exact=lambda y, s, eps: WLLKernel(y, s, eps, exact=True),
     higher_is_better=False,
     probability=True,
     description="the log loss per image with class weights estimated on the set evaluated "

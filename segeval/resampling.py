@@ -18,6 +18,7 @@ initializer argument and lives only in the workers.
 
 from __future__ import annotations
 
+import decimal
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Hashable, Mapping
@@ -42,8 +43,8 @@ from segeval.validation import (
     warn_undefined,
 )
 
-Resample = Literal["rows", "stratified", "cluster"]
-RESAMPLE_SCHEMES: tuple[str, ...] = ("rows", "stratified", "cluster")
+Resample = Literal["rows", "stratified", "cluster", "poisson"]
+RESAMPLE_SCHEMES: tuple[str, ...] = ("rows", "stratified", "cluster", "poisson")
 # A statistic of row weights and their sum (known to the caller without another pass).
 Statistic = Callable[[Weights, float], float | NDArray[np.float64]]
 
@@ -114,15 +115,19 @@ def child_seeds(seed: np.random.SeedSequence, n: int) -> list[np.random.SeedSequ
 
 
 class Resampler:
-    """Draws Efron resamples of ``n`` rows under one of three schemes.
+    """Draws resamples of ``n`` rows under one of four schemes.
 
     - ``"rows"``: n rows uniformly with replacement (the paper's default);
     - ``"stratified"``: the positives and the negatives resampled separately, keeping both counts
       (pROC's default);
-    - ``"cluster"``: whole clusters (patients) drawn with replacement, as many as there are.
+    - ``"cluster"``: whole clusters (patients) drawn with replacement, as many as there are;
+    - ``"poisson"``: each unit (row, or cluster when ``clusters`` are given) weighted by a
+      Poisson(1) count that is a function of (hash of its id, resample, seed) alone
+      (:func:`poisson_counts`), so any order or partitioning of the rows gives the same counts.
 
     :meth:`draw` returns the raw draws (row indices, or cluster codes for ``"cluster"``); both
-    :meth:`counts` and :meth:`indices` are derived from the same draws.
+    :meth:`counts` and :meth:`indices` are derived from the same draws. The Poisson scheme has
+    no draws: :meth:`poisson_block` gives its counts directly.
     """
 
     def __init__(
@@ -131,11 +136,22 @@ class Resampler:
         *,
         resample: str = "rows",
         clusters: ArrayLike | None = None,
+        ids: ArrayLike | None = None,
     ) -> None:
         if resample not in RESAMPLE_SCHEMES:
             raise InputError(f"resample must be one of {RESAMPLE_SCHEMES}; got {resample!r}.")
         self.n = y_true.size
         self.scheme = resample
+        self.hashes: NDArray[np.uint64] | None = None
+        if resample == "poisson":
+            # The unit of a Poisson weight: the cluster, else the row's id, else its position.
+            units = clusters if clusters is not None else ids
+            u = np.arange(self.n) if units is None else np.asarray(units)
+            if u.ndim != 1:
+                raise InputError(f"unit ids must be one-dimensional; got shape {u.shape}.")
+            check_consistent_length(("y_true", self.n), ("unit ids", u.size))
+            self.hashes = unit_hashes(u)
+            clusters = None
         if resample == "cluster":
             if clusters is None:
                 raise InputError('resample="cluster" needs clusters (for example patient ids).')
@@ -159,6 +175,11 @@ class Resampler:
             self.key = (resample, self.pos.size, self.neg.size)
         elif resample == "cluster":
             self.key = (resample, self.n_clusters)
+
+    def poisson_block(self, seed: int, block: range) -> NDArray[np.float64]:
+        """Poisson counts of the resamples in ``block``: shape (len(block), n)."""
+        assert self.hashes is not None, 'only resample="poisson" has Poisson counts'
+        return poisson_counts(self.hashes, seed, block)
 
     def local_draw(self, rng: np.random.Generator) -> NDArray[np.int64]:
         """One resample's draws, which depend only on ``key`` and the generator.
@@ -208,6 +229,73 @@ class Resampler:
         if self.scheme == "cluster":
             return np.concatenate([self.members[k] for k in draws])
         return draws
+
+
+# Poisson(1) by inversion of its CDF on 53-bit integers: count k where T[k-1] <= u < T[k]
+# (T[-1] = 0), u uniform on [0, 2^53). The thresholds are floor(CDF(k) * 2^53) in decimal
+# arithmetic (correctly rounded: the same on every machine), so drawing uses no floating point.
+def _poisson_thresholds() -> NDArray[np.uint64]:
+    with decimal.localcontext() as ctx:
+        ctx.prec = 50
+        term = cdf = decimal.Decimal(-1).exp()
+        out = []
+        k = 0
+        while term * 2**53 >= 1:  # beyond, the remaining mass is below one 2^-53 step
+            out.append(int(cdf * 2**53))
+            k += 1
+            term /= k
+            cdf += term
+    return np.array([*out, 2**53], dtype=np.uint64)
+
+
+_POISSON_THRESHOLDS = _poisson_thresholds()
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_HASH_KEY = "segeval-poisson1"  # 16 characters: the key of pandas' hash (not Python's salted one)
+
+
+def _mix(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """splitmix64's finalizer: a bijection of 64-bit words whose output bits look independent."""
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps modulo 2^64, as intended
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def unit_hashes(ids: ArrayLike) -> NDArray[np.uint64]:
+    """A stable 64-bit hash of each unit id, from its text (``5`` and ``"5"`` hash alike).
+
+    pandas' ``hash_array`` with a fixed key: the same on every machine, process and run (Python's
+    own ``hash`` of a string is salted per process).
+    """
+    import pandas as pd
+
+    text = pd.Series(np.asarray(ids)).astype(str).to_numpy(dtype=object)
+    hashed = pd.util.hash_array(text, hash_key=_HASH_KEY, categorize=False)
+    return np.asarray(hashed, dtype=np.uint64)
+
+
+def poisson_seed(seed: SeedLike) -> int:
+    """The 64-bit key of the Poisson counts, derived from the seed without mutating it."""
+    return int(as_seed_sequence(seed).generate_state(1, dtype=np.uint64)[0])
+
+
+def poisson_counts(hashes: NDArray[np.uint64], seed: int, block: range) -> NDArray[np.float64]:
+    """Poisson(1) counts of units with id hashes ``hashes`` in resamples ``block``.
+
+    The count of unit u in resample b is a pure function of (hash of u, b, seed): a counter-based
+    generator (splitmix64 of the hash plus a per-resample key) turned into a 53-bit uniform and
+    inverted through the Poisson(1) CDF. Rows can come in any order, split over any partitions
+    or workers: each gets the same count. Returns float64 (the kernels' weight type) of shape
+    (len(block), len(hashes)).
+    """
+    b = np.arange(block.start, block.stop, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        keys = _mix(_mix(np.uint64(seed) ^ ((b + np.uint64(1)) * _GOLDEN)))
+        u = _mix(hashes[np.newaxis, :] + keys[:, np.newaxis]) >> np.uint64(11)
+    counts = np.searchsorted(_POISSON_THRESHOLDS, u, side="right")
+    return counts.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -324,7 +412,9 @@ def bootstrap_distribution(
     sizes = [v.size for v in full]
     estimates = np.hstack(full).astype(np.float64)
     seq = as_seed_sequence(seed)
-    if resampler.n <= BATCH_MAX_ROWS and all(hasattr(stat, "batch") for stat in stats):
+    if resampler.scheme == "poisson":
+        out = _run_poisson(stats, resampler, poisson_seed(seq), n_boot, estimates.size, progress)
+    elif resampler.n <= BATCH_MAX_ROWS and all(hasattr(stat, "batch") for stat in stats):
         key = (
             *resampler.key,
             repr(np.asarray(seq.entropy, dtype=object).tolist()),
@@ -367,6 +457,34 @@ def _run_batched(
         out[start : start + step] = np.column_stack(columns)
         if progress is not None:
             progress(counts.shape[0])
+    return out
+
+
+def _run_poisson(
+    stats: tuple[Statistic, ...],
+    resampler: Resampler,
+    seed: int,
+    n_boot: int,
+    width: int,
+    progress: Callable[[int], None] | None,
+) -> NDArray[np.float64]:
+    """Every resample's statistics from its Poisson counts, a block of resamples at a time."""
+    out = np.empty((n_boot, width))
+    batched = resampler.n <= BATCH_MAX_ROWS and all(hasattr(stat, "batch") for stat in stats)
+    step = max(1, BATCH_CELLS // max(resampler.n, 1))
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, n_boot, step):
+            block = range(start, min(start + step, n_boot))
+            counts = resampler.poisson_block(seed, block)
+            totals = counts.sum(axis=1)
+            if batched:
+                columns = [np.asarray(stat.batch(counts, totals)) for stat in stats]  # type: ignore[attr-defined]
+                out[start : block.stop] = np.column_stack(columns)
+            else:
+                for i, b in enumerate(block):
+                    out[b] = _evaluate(stats, counts[i], float(totals[i]))
+            if progress is not None:
+                progress(len(block))
     return out
 
 
