@@ -5,9 +5,11 @@ own files and no checkpoint (a run killed before its first validation, even whil
 them: the temporary file of that write counts as segtrain's) is not: the same command starts it
 again, and ``--resume`` starts it from step 0.
 
-One process writes a run folder at a time: it holds an advisory lock (``fcntl.flock``) on
-``RUN/.segtrain.lock`` for the whole run, taken before the folder is checked; a second command
-is refused. The kernel releases the lock when the process ends, however it ends, so a killed
+One process writes a run folder at a time: it holds an advisory lock on ``RUN/.segtrain.lock``
+for the whole run, taken before the folder is checked; a second command is refused. It is a POSIX
+record lock (``fcntl.lockf``), which forked children do not inherit: a ``flock`` was inherited by
+the DataLoader's worker processes, which outlive a SIGKILLed run for a moment and kept the
+restart out. The kernel releases the lock when the process ends, however it ends, so a killed
 run never leaves a stale lock (the file it may leave is not a lock).
 """
 
@@ -65,8 +67,8 @@ def run_lock(out: str | Path) -> Iterator[None]:
         while True:
             handle = open(path, "a+")  # noqa: SIM115 - held open for the whole run
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: held elsewhere
                 handle.seek(0)
                 holder = handle.read().strip()
                 handle.close()

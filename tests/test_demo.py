@@ -54,8 +54,9 @@ def test_quick_demo_end_to_end(tmp_path):
     assert len(data["recipe_comparisons"]) == 7 * 6
     assert {r["n_runs"] for r in data["recipe_comparisons"]} == {2}
     assert len(data["run_deltas"]) == 7 * 6 * 2
-    # The first screen: one row per model, over its two seeds.
-    assert [r["model"] for r in data["scorecard"]] == sorted(RUNS)
+    # The first screen: one row per model, over its two seeds, the baseline first.
+    card = [r["model"] for r in data["scorecard"]]
+    assert card[0] == "single_S1Ma" and sorted(card) == sorted(RUNS)
     assert {r["n_runs"] for r in data["scorecard"]} == {2}
     # Leakage on test for every run; on validation for the first seed's run folders (the
     # report's --run), and in leakage_validation.csv for every seed.

@@ -71,7 +71,10 @@ LAYERS = (
     ("engine", {"engine"}),
     ("views", {"bootstrap", "table", "synchronization", "frames", "runs", "leakage", "slices"}),
     ("files", {"io"}),
-    ("evaluation and presentation", {"evaluation", "discover", "report", "plots", "plot"}),
+    (
+        "evaluation and presentation",
+        {"evaluation", "distributed", "discover", "report", "plots", "plot"},
+    ),
     ("interface", {"cliutils", "cli", "__init__"}),
 )
 

@@ -598,7 +598,9 @@ def test_a_second_writer_of_a_run_folder_is_refused(cache, tmp_path):
         args = fit_args(cache, run)
         args[0] = command
         second = cli(
-            *args, "--overwrite", *(["--lesions", "x.csv"] if command == "pretrain" else [])
+            *args,
+            "--overwrite",
+            *(["--lesions", "x.csv", "--patch-size", "192"] if command == "pretrain" else []),
         )
         _, err = second.communicate(timeout=300)
         assert second.returncode == 2, err
