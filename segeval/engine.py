@@ -24,7 +24,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,7 @@ from segeval.validation import (
 )
 
 METRICS = resolve_metrics(DEFAULT_METRICS)
+T = TypeVar("T")
 LABELS = (0, 1)  # segment leakage is measured within each label
 # Permutations of the leakage summary's null: its 95th percentile to about ±0.01 of its range,
 # and a permutation p-value down to 1/201.
@@ -396,54 +397,26 @@ def _without_intervals(part: PartResult, reason: str) -> PartResult:
     """The part's point estimates, with every interval, p-value and verdict undefined."""
     warn(reason, UndefinedMetricWarning)
     nan = float("nan")
-    undefined = verdict(nan, nan, nan)
 
     def bare(r: BootstrapResult) -> BootstrapResult:
         return replace(r, ci_low=nan, ci_high=nan, se=nan)
+
+    def untested(result: T, **more: Any) -> T:
+        """A comparison's result with no interval, p-value or verdict."""
+        return cast(T, replace(
+            cast(Any, result), ci_low=nan, ci_high=nan, se=nan, p_value=nan,
+            p_value_bootstrap=nan, verdict=verdict(nan, nan, nan), **more,
+        ))  # fmt: skip
 
     return replace(
         part,
         metrics={k: bare(r) for k, r in part.metrics.items()},
         comparisons={
-            m: replace(
-                r,
-                auc_a=bare(r.auc_a),
-                auc_b=bare(r.auc_b),
-                ci_low=nan,
-                ci_high=nan,
-                se=nan,
-                p_value=nan,
-                p_value_bootstrap=nan,
-                verdict=undefined,
-            )
+            m: untested(r, auc_a=bare(r.auc_a), auc_b=bare(r.auc_b))
             for m, r in part.comparisons.items()
         },
-        deltas={
-            k: replace(
-                d,
-                ci_low=nan,
-                ci_high=nan,
-                se=nan,
-                p_value=nan,
-                p_value_bootstrap=nan,
-                verdict=undefined,
-            )
-            for k, d in part.deltas.items()
-        },
-        runs={
-            k: replace(
-                r,
-                ci_low=nan,
-                ci_high=nan,
-                se=nan,
-                p_value=nan,
-                p_value_bootstrap=nan,
-                verdict=undefined,
-                images_ci_low=nan,
-                images_ci_high=nan,
-            )
-            for k, r in part.runs.items()
-        },
+        deltas={k: untested(d) for k, d in part.deltas.items()},
+        runs={k: untested(r, images_ci_low=nan, images_ci_high=nan) for k, r in part.runs.items()},
         notes={m: " ".join(filter(None, [part.notes.get(m), reason])) for m in _models(part)},
     )
 
