@@ -774,13 +774,13 @@ def _segment_like_columns(preds: pd.DataFrame, cluster: str | None) -> list[str]
     for column in preds.columns:
         if column in CONTRACT_COLUMNS or column == cluster:
             continue
-        values = preds[column]
+        values = preds[column].dropna()
         if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
             continue
-        distinct = values.dropna().unique()
-        if not 2 <= len(distinct) <= min(MAX_SEGMENT_VALUES, (images - 1) / 2):
+        if not all(isinstance(v, str) for v in values):  # lists, numbers: not segment names
             continue
-        if all(isinstance(v, str) for v in distinct):
+        distinct = values.unique()
+        if 2 <= len(distinct) <= min(MAX_SEGMENT_VALUES, (images - 1) / 2):
             out.append(str(column))
     return out
 
