@@ -540,13 +540,11 @@ def compare(
     if options is None:
         raise ValueError("a comparison needs a bootstrap (n_boot >= 1)")
     ci = options.ci
+    delta, p = _paired(draws, "auc", baseline, model, options, keep=keep)
     base, mine = draws.estimate(("auc", baseline))[0], draws.estimate(("auc", model))[0]
-    base_draws, my_draws = draws.of(("auc", baseline))[:, 0], draws.of(("auc", model))[:, 0]
-    delta = summarize(mine - base, my_draws - base_draws, ci, keep=keep)
-    p = p_value_from_ci(delta.estimate, delta.ci_low, delta.ci_high, level=ci)
     return DeltaAUCResult(
-        auc_a=summarize(base, base_draws, ci),
-        auc_b=summarize(mine, my_draws, ci),
+        auc_a=summarize(base, draws.of(("auc", baseline))[:, 0], ci),
+        auc_b=summarize(mine, draws.of(("auc", model))[:, 0], ci),
         delta=delta.estimate,
         ci_low=delta.ci_low,
         ci_high=delta.ci_high,
@@ -580,16 +578,31 @@ def _spread_result(draws: Draws, model: str, spread: SpreadStatistic, ci: float)
     return SpreadResult(spread.points(), table, spread.excluded, spread.reason)
 
 
+def _paired(
+    draws: Draws,
+    metric: str,
+    baseline: str,
+    model: str,
+    options: BootstrapOptions,
+    *,
+    keep: bool = False,
+) -> tuple[BootstrapResult, float]:
+    """metric(model) − metric(baseline) summarized over the shared resamples, and the paper's p
+    (Altman & Bland, from the percentile CI): the core of every paired comparison."""
+    base, mine = draws.estimate((metric, baseline))[0], draws.estimate((metric, model))[0]
+    diff = draws.of((metric, model))[:, 0] - draws.of((metric, baseline))[:, 0]
+    delta = summarize(mine - base, diff, options.ci, keep=keep)
+    return delta, p_value_from_ci(delta.estimate, delta.ci_low, delta.ci_high, level=options.ci)
+
+
 def _delta(
     draws: Draws, metric: str, baseline: str, model: str, options: BootstrapOptions
 ) -> DeltaResult:
     """metric(model) − metric(baseline) on the shared resamples, with the paper's p and verdict."""
-    base, mine = draws.estimate((metric, baseline))[0], draws.estimate((metric, model))[0]
-    diff = draws.of((metric, model))[:, 0] - draws.of((metric, baseline))[:, 0]
     with warnings.catch_warnings():  # an undefined metric was warned about once, by name
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        delta = summarize(mine - base, diff, options.ci)
-    p = p_value_from_ci(delta.estimate, delta.ci_low, delta.ci_high, level=options.ci)
+        delta, p = _paired(draws, metric, baseline, model, options)
+    base, mine = draws.estimate((metric, baseline))[0], draws.estimate((metric, model))[0]
     return DeltaResult(
         metric=metric,
         value_a=float(base),
