@@ -11,19 +11,19 @@ embedded ``LocalCluster`` by default, or any scheduler), in three steps:
 - **finalize**: the same last divisions as the in-memory kernels, then the engine's summaries
   (:func:`segeval.engine.part_from_draws`): percentile CIs, ΔAUC, p-values, verdicts.
 
-*Whole set.* AUC needs, for each positive, the weight of the negatives scored below it, across
-partitions. Each model's rows are range-partitioned by score (``set_index``: equal scores never
-straddle two partitions); a first pass returns each partition's class weights per resample, the
-driver takes the exclusive prefix of the negative weights over partitions, and a second pass
-adds, per partition, each positive's weight times (negatives below it in earlier partitions +
-those below it here + half the tied ones). Communication: partitions x resamples numbers.
+*AUC across partitions.* AUC needs, for each positive, the weight of the negatives scored below
+it, across partitions. Each model's rows are range-partitioned by score (``set_index``: equal
+scores never straddle two partitions). One map pass returns, per partition and per group (the
+whole partition and each segment in it), per resample: the classes' weights, the log-loss sums
+and the (negative, positive) pairs ordered inside the partition. The driver adds, for each
+group, the exclusive prefix of the negatives' weight over the partitions below times the
+positives' weight here: the pairs across partitions. Communication: partitions x groups x
+resamples x 5 numbers; no shuffle by segment, so no segment needs to fit in one worker.
+Exactness needs twice the pair count (positives' weight x negatives' weight) below 2^53: up
+to about 1.3 x 10^8 images whatever the prevalence, more when the disease is rare.
 
-*Each segment.* Rows are shuffled by segment so each segment is one partition; the segment is
-then evaluated by :func:`segeval.engine.evaluate_part` exactly as in memory (rows sorted by
-image id), so every registered metric works. Each segment must fit in one worker's memory.
-
-WLL and AUC are evaluated on the whole set (and any metric of the registry per segment is not
-offered here: the whole-set merge implements these two). Dask is imported only when this module
+WLL and AUC (and ΔAUC, and each metric's paired difference) are offered here: their sums merge
+exactly; the registry's other metrics are not yet. Dask is imported only when this module
 is used: ``import segeval`` works without it.
 """
 
@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 
 from segeval import frames
 from segeval._kernels import WLLKernel, _undefined_where, wll_value
-from segeval.engine import PartResult, evaluate_part, part_from_draws
+from segeval.engine import PartResult, part_from_draws
 from segeval.metrics import DEFAULT_EPS
 from segeval.registry import AUC, WLL, MetricSpec, resolve_metrics
 from segeval.resampling import (
@@ -55,7 +55,6 @@ from segeval.table import table_columns, table_row
 from segeval.validation import InputError, SeedLike
 
 REQUIRED = ("image_id", "label", "score")
-SEGMENT = "_segeval_segment"  # the column the rows are shuffled on
 
 
 @dataclass(frozen=True, repr=False)
@@ -159,7 +158,7 @@ def evaluate_dask(
         if m is not None and m not in models:
             raise InputError(f"baseline {m!r} is not a model of the predictions; models: {models}.")
     done = [0]
-    total = n_boot * len(models) * 2
+    total = n_boot * len(models)
 
     def step(k: int) -> None:
         done[0] += k
@@ -167,13 +166,8 @@ def evaluate_dask(
             progress(k, total)
 
     unit = cluster or "image_id"
-    whole = _global_part(ddf, models, unit, specs, default, options, eps, step)
-    parts = [whole]
-    if segment_by is not None:
-        parts += _segment_parts(
-            ddf, segment_by, models, specs, default, per_segment, options, cluster
-        )
     baselines = {GLOBAL: default, **per_segment}
+    parts = _parts(ddf, models, unit, segment_by, specs, baselines, options, eps, step)
     return _tables(parts, models, specs, baselines, default, options, seed, segment_by, cluster)
 
 
@@ -229,6 +223,16 @@ def _check_models(ddf: Any) -> tuple[str, ...]:
     if len(images) > 1:
         listed = ", ".join(f"{m} {int(unique[m])}" for m in models)
         raise InputError(f"The models are scored on different numbers of images ({listed}).")
+    # Sums of the images' id hashes (over all images, and over the malignant ones) tell, up to
+    # a collision of odds ~2^-31, whether the models saw the same images with the same labels.
+    ids = summaries.groupby("model")[["ids", "positive_ids"]].sum()
+    for m in models[1:]:
+        if ids.loc[m, "ids"] != ids.loc[models[0], "ids"]:
+            raise InputError(f"Models {models[0]!r} and {m!r} are scored on different images.")
+        if ids.loc[m, "positive_ids"] != ids.loc[models[0], "positive_ids"]:
+            raise InputError(
+                f"Models {models[0]!r} and {m!r} give different labels to the same image_id."
+            )
     pos = int(summaries["positives"].sum())
     if pos == 0 or pos == int(counts.sum()):
         raise InputError("The predictions hold one class only; AUC and WLL need both classes.")
@@ -240,6 +244,8 @@ _SUMMARY_META = pd.DataFrame(
         "model": pd.Series([], dtype=object),
         "rows": pd.Series([], dtype=np.int64),
         "positives": pd.Series([], dtype=np.int64),
+        "ids": pd.Series([], dtype=np.int64),
+        "positive_ids": pd.Series([], dtype=np.int64),
         "problem": pd.Series([], dtype=object),
     }
 )
@@ -258,17 +264,26 @@ def _partition_summary(frame: pd.DataFrame) -> pd.DataFrame:
     elif not (np.isfinite(score) & (score >= 0) & (score <= 1)).all():
         value = _plain(frame["score"][~(np.isfinite(score) & (score >= 0) & (score <= 1))].iloc[0])
         problem = f"Column 'score' must hold probabilities in [0, 1]; got {value!r}."
-    grouped = frame.assign(_pos=label == 1).groupby("model", sort=True)
+    hashed = (unit_hashes(frame["image_id"].to_numpy()) >> np.uint64(33)).astype(np.int64)
+    positive = (label == 1).to_numpy()
+    grouped = frame.assign(_pos=positive, _id=hashed, _pos_id=hashed * positive).groupby(
+        "model", sort=True
+    )
     out = pd.DataFrame(
         {
             "model": grouped.size().index.astype(str).to_numpy(dtype=object),
             "rows": grouped.size().to_numpy(np.int64),
             "positives": grouped["_pos"].sum().to_numpy(np.int64),
+            "ids": grouped["_id"].sum().to_numpy(np.int64),  # 31-bit hashes: no overflow
+            "positive_ids": grouped["_pos_id"].sum().to_numpy(np.int64),
         }
     )
     out["problem"] = np.array([problem] * len(out), dtype=object)
     if not len(out) and problem:
-        out = pd.DataFrame({"model": ["?"], "rows": [0], "positives": [0], "problem": [problem]})
+        out = pd.DataFrame(
+            {"model": ["?"], "rows": [0], "positives": [0], "ids": [0], "positive_ids": [0],
+             "problem": [problem]}
+        )  # fmt: skip
     return out.astype({"model": object, "problem": object})
 
 
@@ -300,191 +315,228 @@ def _prepared(frame: pd.DataFrame, unit: str) -> tuple[NDArray[Any], ...]:
     return y, s, unit_hashes(frame[unit].to_numpy())
 
 
-def _class_sums(
-    frame: pd.DataFrame, unit: str, seed: int, n_boot: int, eps: float
-) -> NDArray[np.float64]:
-    """Map, first pass: per resample (row 0: the full data) the positives' and negatives'
-    weights and weighted (exact) log losses of one partition: shape (n_boot + 1, 4)."""
-    y, s, hashes = _prepared(frame, unit)
-    out = np.zeros((n_boot + 1, 4))
-    if not y.size:
+SUMS = ("w_pos", "w_neg", "loss_pos", "loss_neg", "pairs")  # a group's sums per resample
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The rows of a partition ordered by group, then score, so that each group (the whole
+    partition; or each segment) is one run of rows: one pass over a weight matrix in this order
+    gives every group's :data:`SUMS`.
+
+    AUC needs the negatives' cumulative weight only where a positive's score falls (``lo``:
+    before its ties, ``hi``: after them) and where a group starts: the row ranges between these
+    ``cuts`` are summed (``np.add.reduceat``) and only those few sums accumulated."""
+
+    order: NDArray[np.intp]  # the partition's rows in layout order
+    is_neg: NDArray[np.float64]
+    loss_pos: NDArray[np.float64]  # zero on negatives
+    loss_neg: NDArray[np.float64]  # zero on positives
+    starts: NDArray[np.intp]  # group g is layout rows starts[g]:starts[g + 1]
+    pos: NDArray[np.intp]  # layout rows of the positives, by group then score
+    pos_starts: NDArray[np.intp]  # group g's positives are pos[pos_starts[g]:pos_starts[g + 1]]
+    cuts: NDArray[np.intp]  # increasing layout rows, 0 first, where a cumulative is read
+    lo: NDArray[np.intp]  # per positive, the index in cuts of its group's first row >= it ...
+    hi: NDArray[np.intp]  # ... and of the first row > it
+    first: NDArray[np.intp]  # per group, the index in cuts of its first row
+    after: NDArray[np.intp]  # ... and of the row after its last
+
+    @classmethod
+    def of(
+        cls, codes: NDArray[np.intp], n_groups: int, y: NDArray[np.int8], s: NDArray[np.float64],
+        wll: WLLKernel,
+    ) -> _Layout:  # fmt: skip
+        order = np.lexsort((s, codes))
+        c, ys, ss = codes[order], y[order], s[order]
+        groups = np.arange(n_groups + 1)
+        starts = np.searchsorted(c, groups)
+        pos = np.flatnonzero(ys == 1)
+        pos_starts = np.searchsorted(c[pos], groups)
+        lo, hi = np.empty_like(pos), np.empty_like(pos)
+        for g in range(n_groups):
+            rows, mine = slice(starts[g], starts[g + 1]), slice(pos_starts[g], pos_starts[g + 1])
+            lo[mine] = starts[g] + np.searchsorted(ss[rows], ss[pos[mine]], side="left")
+            hi[mine] = starts[g] + np.searchsorted(ss[rows], ss[pos[mine]], side="right")
+        cuts = np.unique(np.concatenate([starts, lo, hi]))
+        return cls(
+            order, (ys == 0).astype(np.float64), wll.loss_pos[order], wll.loss_neg[order],
+            starts, pos, pos_starts, cuts, np.searchsorted(cuts, lo), np.searchsorted(cuts, hi),
+            np.searchsorted(cuts, starts[:-1]), np.searchsorted(cuts, starts[1:]),
+        )  # fmt: skip
+
+    def sums(self, w: NDArray[np.float64]) -> NDArray[np.float64]:
+        """(groups, resamples, 5): :data:`SUMS` under ``w`` (resamples x rows, layout order).
+        Every term is an integer, a half-integer or a multiple of 2^-24 below 2^53, so every
+        sum and difference is exact, in any order: the in-memory kernels' numbers."""
+        r = w.shape[0]
+        cs = np.zeros((r, self.cuts.size))  # the negatives' weight before each cut
+        np.cumsum(np.add.reduceat(w * self.is_neg, self.cuts[:-1], axis=1), axis=1, out=cs[:, 1:])
+        wp = np.take(w, self.pos, axis=1)
+        cp = np.zeros((r, self.pos.size + 1))  # cumulative positives' weight, and pair counts
+        ct = np.zeros((r, self.pos.size + 1))
+        np.cumsum(wp, axis=1, out=cp[:, 1:])
+        np.cumsum(wp * (cs[:, self.lo] + cs[:, self.hi]), axis=1, out=ct[:, 1:])
+        base = cs[:, self.first]  # the negatives of the groups before
+        w_pos = cp[:, self.pos_starts[1:]] - cp[:, self.pos_starts[:-1]]
+        twice_pairs = ct[:, self.pos_starts[1:]] - ct[:, self.pos_starts[:-1]]
+        out = np.empty((self.first.size, r, len(SUMS)))
+        out[:, :, 0] = w_pos.T
+        out[:, :, 1] = (cs[:, self.after] - base).T
+        for g, (a, b) in enumerate(zip(self.starts[:-1], self.starts[1:], strict=True)):
+            out[g, :, 2] = np.einsum("ij,j->i", w[:, a:b], self.loss_pos[a:b])
+            out[g, :, 3] = np.einsum("ij,j->i", w[:, a:b], self.loss_neg[a:b])
+        out[:, :, 4] = (twice_pairs / 2 - base * w_pos).T
         return out
+
+
+def _partition_sums(
+    frame: pd.DataFrame,
+    unit: str,
+    segment_by: str | Sequence[str] | None,
+    seed: int,
+    n_boot: int,
+    eps: float,
+) -> dict[str, tuple[tuple[Any, ...], NDArray[np.float64]]]:
+    """Map: for the whole partition and each segment in it, the segment's values and its
+    :data:`SUMS` per resample (row 0: the full data), shape (n_boot + 1, 5). The pairs count
+    only the (negative, positive) pairs inside this partition; the merge adds the rest."""
+    y, s, hashes = _prepared(frame, unit)
+    if not y.size:
+        return {}
     wll = WLLKernel(y, s, eps, exact=True)
+    names: list[str] = [GLOBAL]
+    values: list[tuple[Any, ...]] = [()]
+    whole = _Layout.of(np.zeros(y.size, np.intp), 1, y, s, wll)
+    layouts: list[tuple[_Layout, NDArray[np.intp] | None]] = [(whole, None)]  # and each
+    # layout's rows' places in the whole set's layout
+    if segment_by is not None:
+        seg = segment_keys(frame, segment_by)
+        names += seg.names
+        values += seg.values
+        by_segment = _Layout.of(seg.codes, len(seg.names), y, s, wll)
+        place = np.empty_like(whole.order)
+        place[whole.order] = np.arange(y.size)
+        layouts.append((by_segment, place[by_segment.order]))
+    out = np.zeros((len(names), n_boot + 1, len(SUMS)))
+    hashes = hashes[whole.order]
     for block in _blocks(y.size, n_boot):
-        w = _weights(hashes, seed, block)
-        rows = slice(block.start + 1, block.stop + 1)
-        out[rows, 0] = w @ wll.pos_indicator
-        out[rows, 1] = w.sum(axis=1) - out[rows, 0]
-        out[rows, 2] = w @ wll.loss_pos
-        out[rows, 3] = w @ wll.loss_neg
-    return out
+        at = slice(block.start + 1, block.stop + 1)
+        w = _weights(hashes, seed, block)  # drawn once, in the whole set's layout
+        k = 0
+        for layout, rows in layouts:
+            table = layout.sums(w if rows is None else np.take(w, rows, axis=1))
+            out[k : k + len(table), at] = table
+            k += len(table)
+    return {name: (v, out[k]) for k, (name, v) in enumerate(zip(names, values, strict=True))}
 
 
-def _pairs_ordered(
-    frame: pd.DataFrame, offsets: NDArray[np.float64], unit: str, seed: int, n_boot: int
-) -> NDArray[np.float64]:
-    """Map, second pass: per resample, the weighted count of (negative, positive) pairs ordered
-    negative < positive (ties one half) whose positive is in this partition; ``offsets``: the
-    negatives' weight in the partitions scored below this one."""
-    y, s, hashes = _prepared(frame, unit)
-    out = np.zeros(n_boot + 1)
-    if not y.size:
-        return out
-    neg = np.flatnonzero(y == 0)
-    neg = neg[np.argsort(s[neg], kind="stable")]
-    pos = np.flatnonzero(y == 1)
-    lo = np.searchsorted(s[neg], s[pos], side="left")
-    hi = np.searchsorted(s[neg], s[pos], side="right")
-    for block in _blocks(y.size, n_boot):
-        w = _weights(hashes, seed, block)
-        cs = np.zeros((w.shape[0], neg.size + 1))
-        np.cumsum(w[:, neg], axis=1, out=cs[:, 1:])
-        rows = slice(block.start + 1, block.stop + 1)
-        wp = w[:, pos]
-        # Every term is a half-integer below 2^53: the sums are exact in any order.
-        here = np.einsum("ij,ij->i", wp, cs[:, lo] + cs[:, hi]) / 2
-        out[rows] = here + offsets[rows] * wp.sum(axis=1)
-    return out
+def _merged(per_partition: list[NDArray[np.float64]]) -> NDArray[np.float64]:
+    """Merge: one group's sums over the partitions of one model, in score order. A positive in
+    partition p also outranks every negative of the partitions below p: the exclusive prefix of
+    the negatives' weight times p's positive weight, added to p's own pairs (exact integers)."""
+    stacked = np.stack(per_partition)  # (partitions, n_boot + 1, 5)
+    w_neg = stacked[:, :, 1]
+    below = np.cumsum(w_neg, axis=0) - w_neg
+    total = stacked.sum(axis=0)
+    total[:, 4] += (below * stacked[:, :, 0]).sum(axis=0)
+    return np.asarray(total, dtype=np.float64)
 
 
-def _global_part(
+def _parts(
     ddf: Any,
     models: tuple[str, ...],
     unit: str,
+    segment_by: str | Sequence[str] | None,
     specs: tuple[MetricSpec, ...],
-    baseline: str | None,
+    baselines: dict[str, str | None],
     options: BootstrapOptions,
     eps: float,
     step: Callable[[int], None],
-) -> PartResult:
-    """The whole set: per model, range partitions by score, two map passes, exact merges."""
+) -> list[PartResult]:
+    """The whole set and every segment in one pass: per model, range partitions by score, one
+    map over them, exact merges on the driver, then the engine's summaries."""
     from dask.base import compute
     from dask.delayed import delayed
 
     seed, n_boot = poisson_seed(options.seed), options.n_boot
-    columns = ["image_id", "label", "score", *([unit] if unit != "image_id" else [])]
-    # Not persisted: persisted collections hold futures of the client that made them, which
-    # hung when another client became current; each pass recomputes the range partitioning.
+    columns = list(
+        dict.fromkeys(["image_id", "label", "score", unit, *_segment_columns(segment_by)])
+    )
     ranged = [ddf[ddf["model"] == m][columns].set_index("score", drop=False) for m in models]
     parts = [r.to_delayed() for r in ranged]
-    # First pass, every model at once: class weights and losses per partition and resample.
-    sums = compute(*[delayed(_class_sums)(p, unit, seed, n_boot, eps) for ps in parts for p in ps])
-    step(n_boot * len(models))
-    per_model, k = [], 0
-    for ps in parts:
-        per_model.append(np.stack(sums[k : k + len(ps)]))  # (partitions, n_boot + 1, 4)
-        k += len(ps)
-    # The driver's exclusive prefix of the negatives' weight over the partitions below.
-    below = [np.cumsum(t[:, :, 1], axis=0) - t[:, :, 1] for t in per_model]
-    pairs = compute(
+    sums = compute(
         *[
-            delayed(_pairs_ordered)(p, below[j][i], unit, seed, n_boot)
-            for j, ps in enumerate(parts)
-            for i, p in enumerate(ps)
+            delayed(_partition_sums)(p, unit, segment_by, seed, n_boot, eps)
+            for ps in parts
+            for p in ps
         ]
     )
     step(n_boot * len(models))
+    values: dict[str, tuple[Any, ...]] = {}
+    per_group: dict[tuple[str, str], list[NDArray[np.float64]]] = {}
+    k = 0
+    for m, ps in zip(models, parts, strict=True):
+        for found in sums[k : k + len(ps)]:  # the partitions in score order
+            for name, (vals, table) in found.items():
+                values.setdefault(name, vals)
+                per_group.setdefault((name, m), []).append(table)
+        k += len(ps)
+    unknown = [s for s in baselines if s != GLOBAL and s not in values]
+    if unknown:
+        raise InputError(
+            f"baseline names segment {unknown[0]!r}, which is not among {sorted(values)[1:]}."
+        )
+    return [
+        _part(name, {m: _merged(per_group[name, m]) for m in models}, models, specs,
+              baselines.get(name, baselines[GLOBAL]), options)
+        for name in _in_order(values)
+    ]  # fmt: skip
+
+
+def _in_order(values: dict[str, tuple[Any, ...]]) -> list[str]:
+    """The whole set first, then the segments by their values, as in memory (by name where
+    values of different types do not compare)."""
+    names = [n for n in values if n != GLOBAL]
+    try:
+        names.sort(key=lambda n: values[n])
+    except TypeError:
+        names.sort()
+    return [GLOBAL, *names]
+
+
+def _part(
+    name: str,
+    totals: dict[str, NDArray[np.float64]],
+    models: tuple[str, ...],
+    specs: tuple[MetricSpec, ...],
+    baseline: str | None,
+    options: BootstrapOptions,
+) -> PartResult:
+    """Finalize: the same last divisions as the in-memory kernels, then the engine's summaries."""
     estimates: dict[Hashable, NDArray[np.float64]] = {}
     draws: dict[Hashable, NDArray[np.float64]] = {}
-    k = 0
-    for m, ps, per_part in zip(models, parts, per_model, strict=True):
-        u = np.sum(np.stack(pairs[k : k + len(ps)]), axis=0)
-        k += len(ps)
-        w_pos, w_neg, loss_pos, loss_neg = (per_part[:, :, j].sum(axis=0) for j in range(4))
+    for m in models:
+        w_pos, w_neg, loss_pos, loss_neg, u = totals[m].T
         auc = _undefined_where(u, w_pos * w_neg, (w_pos <= 0) | (w_neg <= 0))
         wll = wll_value(loss_pos, loss_neg, w_pos, w_neg)
-        for spec, values in ((AUC, auc), (WLL, wll)):
-            estimates[spec.name, m] = values[:1]
-            draws[spec.name, m] = values[1:, None]
-    n, n_pos = int(w_pos[0] + w_neg[0]), int(w_pos[0])
+        for spec, value in ((AUC, auc), (WLL, wll)):
+            estimates[spec.name, m] = value[:1]
+            draws[spec.name, m] = value[1:, None]
+    full = totals[models[0]][0]
     return part_from_draws(
         Draws(estimates, draws),
-        n=n,
-        n_pos=n_pos,
+        n=int(full[0] + full[1]),
+        n_pos=int(full[0]),
         models=models,
         specs=specs,
         baseline=baseline,
         options=options,
-        name=GLOBAL,
+        name=name,
     )
 
 
-# ---------------------------------------------------------------- segments: shuffle, then engine
-
-
-def _segment_names(frame: pd.DataFrame, segment_by: str | Sequence[str]) -> pd.Series:
-    if not len(frame):
-        return pd.Series([], dtype=object, index=frame.index)
-    seg = segment_keys(frame, segment_by)
-    return pd.Series(np.asarray(seg.names, dtype=object)[seg.codes], index=frame.index)
-
-
-def _evaluate_segments(
-    frame: pd.DataFrame,
-    models: tuple[str, ...],
-    specs: tuple[MetricSpec, ...],
-    baselines: dict[str, str],
-    options: BootstrapOptions,
-    cluster: str | None,
-) -> list[PartResult]:
-    """Every segment of one partition (each segment lies whole in one), as in memory."""
-    out = []
-    for name, rows in frame.groupby(SEGMENT, sort=True):
-        per_model = {
-            str(m): g.sort_values("image_id", kind="stable").reset_index(drop=True)
-            for m, g in rows.assign(image_id=rows["image_id"].astype(str)).groupby("model")
-        }
-        reference = per_model[models[0]]
-        y = pd.to_numeric(reference["label"]).to_numpy(np.int8)
-        for m in models[1:]:
-            if not np.array_equal(pd.to_numeric(per_model[m]["label"]).to_numpy(np.int8), y):
-                raise InputError(
-                    f"Models {models[0]!r} and {m!r} give different labels to the same image_id."
-                )
-        scores = {m: pd.to_numeric(per_model[m]["score"]).to_numpy(np.float64) for m in models}
-        out.append(
-            evaluate_part(
-                y,
-                scores,
-                options=options,
-                metrics=specs,
-                baseline=baselines.get(str(name)),
-                clusters=reference[cluster].to_numpy() if cluster else None,
-                ids=reference["image_id"].to_numpy(),
-                name=str(name),
-            )
-        )
-    return out
-
-
-def _segment_parts(
-    ddf: Any,
-    segment_by: str | Sequence[str],
-    models: tuple[str, ...],
-    specs: tuple[MetricSpec, ...],
-    default: str | None,
-    per_segment: dict[str, str],
-    options: BootstrapOptions,
-    cluster: str | None,
-) -> list[PartResult]:
-    from dask.base import compute
-    from dask.delayed import delayed
-
-    keyed = ddf.assign(
-        **{SEGMENT: ddf.map_partitions(_segment_names, segment_by, meta=(SEGMENT, object))}
-    )
-    names = sorted(str(v) for v in keyed[SEGMENT].unique().compute())
-    baselines = {name: default for name in names if default is not None} | per_segment
-    unknown = [s for s in per_segment if s not in names]
-    if unknown:
-        raise InputError(f"baseline names segment {unknown[0]!r}, which is not among {names}.")
-    shuffled = keyed.shuffle(on=SEGMENT, npartitions=min(len(names), keyed.npartitions * 4))
-    tasks = [
-        delayed(_evaluate_segments)(p, models, specs, baselines, options, cluster)
-        for p in shuffled.to_delayed()
-    ]
-    found = [part for parts in compute(*tasks) for part in parts]
-    return sorted(found, key=lambda part: names.index(str(part.name)))
+def _segment_columns(segment_by: str | Sequence[str] | None) -> list[str]:
+    return frames.segment_columns(segment_by) if segment_by else []
 
 
 def _tables(
@@ -596,11 +648,22 @@ def client_for(scheduler: str | None, *, n_workers: int | None = None) -> Any:
             return Client(scheduler, timeout="5s")
         except (OSError, TimeoutError) as exc:
             raise InputError(f"Cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-    )
+    import dask
+
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_MALLOC}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
     return Client(cluster)
+
+
+# Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which fixes glibc's threshold for
+# serving allocations by mmap at 128 KiB: then every block of weights (8 MiB) is mapped, faulted
+# in page by page and unmapped again, and the map step took 2-3x the CPU time it takes in a plain
+# process (measured). Heap allocations up to 64 MiB, and up to 128 MiB kept free, restore it.
+WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": 1 << 26, "MALLOC_TRIM_THRESHOLD_": 1 << 27}

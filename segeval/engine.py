@@ -22,7 +22,7 @@ verdict, the resample warnings) live here once.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 
@@ -305,18 +305,10 @@ def evaluate_part(
     reason = _part_reason(y, drawn, name) if drawn else None
     ci = options.ci if options else float("nan")
     if reason:
-        warn(reason, UndefinedMetricWarning)
         if progress is not None and options is not None:
             progress(options.n_boot)
-        return PartResult(
-            name=name,
-            n=int(y.size),
-            n_pos=n_pos,
-            reason=reason,
-            metrics={(spec.name, m): undefined_result(ci) for spec in specs for m in scores},
-            comparisons={m: undefined_delta(ci) for m in scores if baseline and m != baseline},
-            spreads={},
-            runs=_undefined_runs(recipes, ci) if recipes else {},
+        return _undefined_part(
+            reason, name, int(y.size), n_pos, specs, scores, baseline, ci, recipes
         )
     statistics: dict[Hashable, Statistic] = {}
     exact = options is not None and options.resample == "poisson"
@@ -366,14 +358,39 @@ def evaluate_part(
         if extra
         else None,
     )
-    few = _few_cases_reason(y, name) if options is not None and drawn else None
+    few = _few_cases_reason(int(y.size), n_pos, name) if options is not None and drawn else None
     return _without_intervals(part, few) if few else part
+
+
+def _undefined_part(
+    reason: str,
+    name: str | None,
+    n: int,
+    n_pos: int,
+    specs: Sequence[MetricSpec],
+    models: Iterable[str],
+    baseline: str | None,
+    ci: float,
+    recipes: Recipes | None = None,
+) -> PartResult:
+    """A part whose metrics are undefined (a class absent), after warning why."""
+    warn(reason, UndefinedMetricWarning)
+    return PartResult(
+        name=name,
+        n=n,
+        n_pos=n_pos,
+        reason=reason,
+        metrics={(spec.name, m): undefined_result(ci) for spec in specs for m in models},
+        comparisons={m: undefined_delta(ci) for m in models if baseline and m != baseline},
+        spreads={},
+        runs=_undefined_runs(recipes, ci) if recipes else {},
+    )
 
 
 MIN_CASES = 2  # of each class, for a bootstrap interval (DeLong needs as many)
 
 
-def _few_cases_reason(y: NDArray[np.int8], name: str | None) -> str | None:
+def _few_cases_reason(n: int, n_pos: int, name: str | None) -> str | None:
     """Why a part's bootstrap intervals are undefined: a class with a single case.
 
     Every resample then holds that one image some number of times or not at all: the AUC is
@@ -381,8 +398,7 @@ def _few_cases_reason(y: NDArray[np.int8], name: str | None) -> str | None:
     collapses (a segment with one positive read AUC CI (1.000, 1.000)), which looks like
     certainty. DeLong's variance is undefined there for the same reason.
     """
-    n_pos = int(y.sum())
-    n_neg = int(y.size) - n_pos
+    n_neg = n - n_pos
     if min(n_pos, n_neg) >= MIN_CASES:
         return None
     what = "malignant image (label 1)" if n_pos < MIN_CASES else "benign image (label 0)"
@@ -804,9 +820,14 @@ def part_from_draws(
 ) -> PartResult:
     """A part's metrics, ΔAUC and deltas from draws merged elsewhere (:mod:`segeval.distributed`),
     with the same summaries :func:`evaluate_part` applies to its own draws."""
+    # Whether each class is present is all _part_reason reads of the labels.
+    present = np.array([0] * (n > n_pos) + [1] * (n_pos > 0), dtype=np.int8)
+    reason = _part_reason(present, specs, name)
+    if reason:
+        return _undefined_part(reason, name, n, n_pos, specs, models, baseline, options.ci)
     scores = dict.fromkeys(models)  # _warn_dropped reads the model names only
     _warn_dropped(draws, specs, scores, name, options)  # type: ignore[arg-type]
-    return PartResult(
+    part = PartResult(
         name=name,
         n=n,
         n_pos=n_pos,
@@ -829,3 +850,5 @@ def part_from_draws(
             if baseline is not None and m != baseline
         },
     )
+    few = _few_cases_reason(n, n_pos, name)
+    return _without_intervals(part, few) if few else part

@@ -249,18 +249,40 @@ def _poisson_thresholds() -> NDArray[np.uint64]:
 
 
 _POISSON_THRESHOLDS = _poisson_thresholds()
+_BUCKET_SHIFT = np.uint64(53 - 16)  # a 16-bit bucket of u: its top bits
+
+
+def _poisson_buckets() -> NDArray[np.float64]:
+    """The count of every u in each of the 2^16 buckets of u's top bits, or -1 for the few
+    buckets a threshold cuts (there the count is searched): a table lookup instead of a binary
+    search per draw, with the same counts."""
+    first = np.arange(1 << 16, dtype=np.uint64) << _BUCKET_SHIFT
+    last = first + ((np.uint64(1) << _BUCKET_SHIFT) - np.uint64(1))
+    low = np.searchsorted(_POISSON_THRESHOLDS, first, side="right")
+    high = np.searchsorted(_POISSON_THRESHOLDS, last, side="right")
+    return np.where(low == high, low, -1).astype(np.float64)
+
+
+_POISSON_BUCKETS = _poisson_buckets()
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _HASH_KEY = "segeval-poisson1"  # 16 characters: the key of pandas' hash (not Python's salted one)
 
 
-def _mix(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    """splitmix64's finalizer: a bijection of 64-bit words whose output bits look independent."""
+def _mix(z: NDArray[np.uint64], inplace: bool = False) -> NDArray[np.uint64]:
+    """splitmix64's finalizer: a bijection of 64-bit words whose output bits look independent.
+    ``inplace`` overwrites ``z`` (one temporary instead of six: the drawing's memory traffic)."""
+    z = z if inplace else z.copy()
+    t = np.empty_like(z)
     with np.errstate(over="ignore"):  # uint64 arithmetic wraps modulo 2^64, as intended
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+        for shift, factor in ((30, _M1), (27, _M2)):
+            np.right_shift(z, np.uint64(shift), out=t)
+            z ^= t
+            z *= factor
+        np.right_shift(z, np.uint64(31), out=t)
+        z ^= t
+    return z
 
 
 def unit_hashes(ids: ArrayLike) -> NDArray[np.uint64]:
@@ -293,9 +315,17 @@ def poisson_counts(hashes: NDArray[np.uint64], seed: int, block: range) -> NDArr
     b = np.arange(block.start, block.stop, dtype=np.uint64)
     with np.errstate(over="ignore"):
         keys = _mix(_mix(np.uint64(seed) ^ ((b + np.uint64(1)) * _GOLDEN)))
-        u = _mix(hashes[np.newaxis, :] + keys[:, np.newaxis]) >> np.uint64(11)
-    counts = np.searchsorted(_POISSON_THRESHOLDS, u, side="right")
-    return counts.astype(np.float64)
+        u = _mix(hashes[np.newaxis, :] + keys[:, np.newaxis], inplace=True)
+    u >>= np.uint64(11)
+    return _poisson_inverse(u)
+
+
+def _poisson_inverse(u: NDArray[np.uint64]) -> NDArray[np.float64]:
+    """The Poisson(1) count of each 53-bit ``u``: ``searchsorted(thresholds, u, "right")``."""
+    counts = np.take(_POISSON_BUCKETS, (u >> _BUCKET_SHIFT).view(np.int64))  # < 2^16: exact
+    cut = np.flatnonzero(counts < 0)  # about 1 draw in 10^4
+    counts.flat[cut] = np.searchsorted(_POISSON_THRESHOLDS, u.flat[cut], side="right")
+    return counts
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,42 @@ def test_bad_input_over_dask_is_one_sentence(client, preds):
         se.evaluate(dd.from_pandas(bad, npartitions=2), **KW)
     with pytest.raises(InputError, match="On Dask the metrics are wll and auc"):
         se.evaluate(dd.from_pandas(preds, npartitions=2), **{**KW, "metrics": "sens@spec=0.9"})
+    first = preds.model == preds.model.iloc[0]
+    flipped = preds.assign(
+        label=np.where(first & (preds.index == preds.index[0]), 1 - preds.label, preds.label)
+    )
+    with pytest.raises(InputError, match="give different labels to the same image_id"):
+        se.evaluate(dd.from_pandas(flipped, npartitions=3), **KW)
+    renamed = preds.assign(
+        image_id=preds.image_id.where(~first | (preds.index != preds.index[0]), "new")
+    )
+    with pytest.raises(InputError, match="are scored on different images"):
+        se.evaluate(dd.from_pandas(renamed, npartitions=3), **KW)
+
+
+def test_undefined_segments_read_as_in_memory(client, preds):
+    """A segment of one class and one with a single malignant image: the same NaNs, reasons
+    and point estimates as in memory, whichever partitions their rows fall in."""
+    pos = preds[preds.label == 1].image_id.unique()
+    neg = preds[preds.label == 0].image_id.unique()
+    odd = preds.assign(
+        source=np.select(
+            [preds.image_id.isin(neg[:40]), preds.image_id.isin([*neg[40:80], pos[0]])],
+            ["benign_only", "one_malignant"],
+            preds.source,
+        )
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mine = se.evaluate(odd, resample="poisson", **KW)
+        ev = se.evaluate(dd.from_pandas(odd.sample(frac=1, random_state=1), npartitions=5),
+                         resample="poisson", **KW)  # fmt: skip
+    same(mine.metrics, ev.metrics)
+    same(mine.comparisons, ev.comparisons)
+    rows = ev.metrics.set_index(["segment", "model"])
+    assert rows.loc["benign_only"].auc.isna().all()
+    assert rows.loc["one_malignant"].auc.notna().all()
+    assert rows.loc["one_malignant"].auc_ci_low.isna().all()
 
 
 def write_parts(preds: pd.DataFrame, folder: Path, k: int) -> None:

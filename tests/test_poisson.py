@@ -10,8 +10,10 @@ from scipy import stats
 import segeval as se
 from segeval.engine import evaluate_part
 from segeval.resampling import (
+    _POISSON_THRESHOLDS,
     BootstrapOptions,
     Resampler,
+    _poisson_inverse,
     poisson_counts,
     poisson_seed,
     unit_hashes,
@@ -32,6 +34,30 @@ def test_counts_are_a_function_of_the_id_alone():
     assert np.array_equal(poisson_counts(h[100:300], 7, range(5, 9)), counts[5:9, 100:300])
     assert not np.array_equal(poisson_counts(h, 8, range(20)), counts)  # the seed matters
     assert counts.dtype == np.float64
+
+
+def test_the_counts_never_change():
+    """Counts fixed when the Poisson resampling was introduced: a faster drawing must give the
+    same ones (saved results and other machines depend on them)."""
+    c = poisson_counts(unit_hashes(ids(4000)), 11, range(3, 9))
+    assert c[:, :12].astype(int).tolist() == [
+        [1, 2, 1, 1, 1, 0, 1, 3, 2, 0, 1, 1], [1, 0, 1, 3, 0, 0, 0, 3, 1, 1, 3, 0],
+        [2, 0, 1, 0, 1, 1, 1, 2, 0, 2, 2, 0], [1, 1, 2, 2, 1, 1, 2, 1, 1, 1, 1, 2],
+        [2, 3, 1, 1, 0, 2, 0, 2, 1, 1, 0, 1], [2, 1, 3, 1, 1, 0, 0, 1, 1, 2, 1, 1],
+    ]  # fmt: skip
+    assert (int(c.sum()), int((c * np.arange(4000)).sum())) == (24238, 48439773)
+
+
+def test_the_bucket_table_inverts_the_cdf_like_a_search():
+    """The lookup by top bits equals a binary search over the thresholds, at every threshold,
+    one step either side of it, and at random points."""
+    t = _POISSON_THRESHOLDS.astype(np.int64)
+    edges = np.concatenate([t - 1, t, t + 1, [0, 2**53 - 1]])
+    edges = edges[(edges >= 0) & (edges < 2**53)].astype(np.uint64)
+    rng = np.random.default_rng(0)
+    u = np.concatenate([edges, rng.integers(0, 2**53, 200_000, dtype=np.uint64)])
+    expected = np.searchsorted(_POISSON_THRESHOLDS, u, side="right").astype(np.float64)
+    assert np.array_equal(_poisson_inverse(u), expected)
 
 
 def test_ids_hash_by_their_text_and_stably():
