@@ -8,11 +8,12 @@ segments (their images are not independent).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from scipy.stats import chi2_contingency
 
 from segeval.segments import GLOBAL, Segments, as_segments
@@ -49,17 +50,10 @@ def audit_data(
     y = check_labels(labels, "labels")
     seg = as_segments(segments, y.size, "labels")
     counts = np.bincount(seg.codes * 2 + y, minlength=2 * len(seg)).reshape(-1, 2)
-    table = pd.DataFrame(
-        {
-            "segment": [*seg.names, GLOBAL],
-            "n": [*counts.sum(axis=1).tolist(), int(y.size)],
-            "benign": [*counts[:, 0].tolist(), int(y.size - y.sum())],
-            "malignant": [*counts[:, 1].tolist(), int(y.sum())],
-        }
+    audit = audit_counts(
+        seg.names, counts, min_positives=min_positives, max_prevalence_ratio=max_prevalence_ratio
     )
-    table["prevalence"] = table["malignant"] / table["n"]
-    notes = [*_prevalence_warning(table.iloc[:-1], counts, max_prevalence_ratio)]
-    notes += _few_positives_warning(table.iloc[:-1], min_positives)
+    table, notes = audit.table, list(audit.warnings)
     if patients is not None:
         pid = np.asarray(patients)
         if pid.size != y.size:
@@ -70,6 +64,31 @@ def audit_data(
             int(frame["patient"].nunique()),
         ]
         notes += _shared_patients_warning(frame, seg)
+    return DataAudit(table=table, warnings=tuple(notes))
+
+
+def audit_counts(
+    names: Sequence[str],
+    counts: ArrayLike,
+    *,
+    min_positives: int = MIN_POSITIVES,
+    max_prevalence_ratio: float = MAX_PREVALENCE_RATIO,
+) -> DataAudit:
+    """:func:`audit_data` from the counts alone: ``counts[k]`` = (benign, malignant) images of
+    segment ``names[k]`` (the whole set is their sum). For counts gathered elsewhere (Dask)."""
+    counts = np.asarray(counts, dtype=np.int64).reshape(-1, 2)
+    total: NDArray[np.int64] = counts.sum(axis=0)
+    table = pd.DataFrame(
+        {
+            "segment": [*names, GLOBAL],
+            "n": [*counts.sum(axis=1).tolist(), int(total.sum())],
+            "benign": [*counts[:, 0].tolist(), int(total[0])],
+            "malignant": [*counts[:, 1].tolist(), int(total[1])],
+        }
+    )
+    table["prevalence"] = table["malignant"] / table["n"]
+    notes = [*_prevalence_warning(table.iloc[:-1], counts, max_prevalence_ratio)]
+    notes += _few_positives_warning(table.iloc[:-1], min_positives)
     return DataAudit(table=table, warnings=tuple(notes))
 
 

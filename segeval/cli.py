@@ -279,14 +279,22 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _report_dask(args: argparse.Namespace) -> None:
-    """``report`` on Dask: the tables (JSON and CSV) of the Poisson bootstrap, no HTML."""
+    """``report`` on Dask: the report of the Poisson bootstrap, without what needs every row
+    in one place (see :data:`segeval.distributed.NOT_ON_DASK`)."""
     try:
-        from segeval.distributed import client_for, evaluate_dask, read_parquet_files
+        from segeval.distributed import (
+            client_for,
+            evaluate_dask,
+            parquet_files,
+            read_parquet_files,
+        )
     except ImportError:  # pragma: no cover - depends on the installation
         raise InputError(
             "Evaluating on Dask needs dask and distributed: pip install 'segeval[distributed]'."
         ) from None
     from tqdm.auto import tqdm
+
+    from segeval.io import predictions_file_records
 
     if args.resample not in ("rows", "poisson") or args.run:
         raise InputError("On Dask, --resample is poisson and --run is not supported.")
@@ -309,9 +317,14 @@ def _report_dask(args: argparse.Namespace) -> None:
             ci=args.ci,
             cluster=args.cluster,
             seed=args.seed,
+            verdict_rule=args.verdict,
             progress=progress,
         )
-    for path in evaluation.write(args.out):
+    provenance = evaluation.provenance | {
+        "command": shlex.join(["segeval", *args.argv]),
+        "inputs": predictions_file_records(parquet_files(args.preds)),
+    }
+    for path in replace(evaluation, provenance=provenance).write(args.out):
         print(printable(f"wrote {path}"))
 
 

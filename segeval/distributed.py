@@ -30,7 +30,7 @@ is used: ``import segeval`` works without it.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,10 @@ from numpy.typing import NDArray
 
 from segeval import frames
 from segeval._kernels import WLLKernel, _undefined_where, wll_value
+from segeval.audit import audit_counts
 from segeval.engine import PartResult, part_from_draws
+from segeval.evaluation import Evaluation, _provenance
+from segeval.frames import HIST_BINS
 from segeval.metrics import DEFAULT_EPS
 from segeval.registry import AUC, WLL, MetricSpec, resolve_metrics
 from segeval.resampling import (
@@ -50,71 +53,12 @@ from segeval.resampling import (
     poisson_seed,
     unit_hashes,
 )
+from segeval.scorecard import scorecard
 from segeval.segments import GLOBAL, segment_keys
 from segeval.table import table_columns, table_row
 from segeval.validation import InputError, SeedLike
 
 REQUIRED = ("image_id", "label", "score")
-
-
-@dataclass(frozen=True, repr=False)
-class DistributedEvaluation:
-    """The tables of an evaluation on Dask, with the columns of :class:`segeval.Evaluation`.
-
-    ``metrics``: WLL and AUC with CIs per model and segment (``__global__`` = whole set);
-    ``comparisons``: ΔAUC against the baseline with the paper's p-value, verdict and Holm
-    (DeLong's p-value, which needs every row in one place, is left out: NaN); ``deltas``: each
-    metric minus the baseline's; ``data``: images, benign, malignant per segment.
-    """
-
-    models: tuple[str, ...]
-    segments: tuple[str, ...]
-    metrics: pd.DataFrame
-    comparisons: pd.DataFrame
-    deltas: pd.DataFrame
-    data: pd.DataFrame
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def __repr__(self) -> str:
-        return (
-            f"DistributedEvaluation({len(self.models)} model(s), {len(self.segments) - 1} "
-            f"segment(s), n_boot={self.settings.get('n_boot')})"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Every number, JSON-ready."""
-        from segeval.io import to_jsonable
-
-        out: dict[str, Any] = to_jsonable(
-            {
-                "models": list(self.models),
-                "segments": list(self.segments),
-                "settings": self.settings,
-                "data": self.data,
-                "metrics": self.metrics,
-                "comparisons": self.comparisons,
-                "deltas": self.deltas,
-            }
-        )
-        return out
-
-    def write(self, path: str | Any) -> list[Any]:
-        """``STEM.json`` and ``STEM_{metrics,comparisons,deltas,data}.csv`` beside ``path``."""
-        import json
-        from pathlib import Path
-
-        from segeval.io import write_csv, write_text
-
-        path = Path(path)
-        stem = path.with_suffix("")
-        json_path = stem.with_suffix(".json")
-        write_text(json_path, json.dumps(self.to_dict(), indent=2) + "\n")
-        written = [json_path]
-        for name in ("metrics", "comparisons", "deltas", "data"):
-            target = stem.parent / f"{stem.name}_{name}.csv"
-            write_csv(target, getattr(self, name))
-            written.append(target)
-        return written
 
 
 def is_dask_frame(obj: Any) -> bool:
@@ -139,8 +83,9 @@ def evaluate_dask(
     seed: SeedLike = 0,
     ci: float = 0.95,
     eps: float = DEFAULT_EPS,
+    verdict_rule: str = "paper",
     progress: Callable[[int, int], None] | None = None,
-) -> DistributedEvaluation:
+) -> Evaluation:
     """Evaluate a Dask DataFrame of predictions with Poisson resampling, on the current client.
 
     Parameters are those of :func:`segeval.evaluate` (``resample`` is ``"poisson"``; metrics
@@ -149,7 +94,9 @@ def evaluate_dask(
     ``segeval.evaluate(predictions.compute(), resample="poisson", ...)`` bit for bit, for any
     partitioning and any number of workers.
     """
-    options = BootstrapOptions.make(n_boot=n_boot, ci=ci, resample="poisson", seed=seed)
+    options = BootstrapOptions.make(
+        n_boot=n_boot, ci=ci, resample="poisson", seed=seed, verdict_rule=verdict_rule
+    )
     specs = _check_metrics(metrics)
     ddf = _check_frame(predictions, segment_by, cluster)
     models = _check_models(ddf)
@@ -167,8 +114,8 @@ def evaluate_dask(
 
     unit = cluster or "image_id"
     baselines = {GLOBAL: default, **per_segment}
-    parts = _parts(ddf, models, unit, segment_by, specs, baselines, options, eps, step)
-    return _tables(parts, models, specs, baselines, default, options, seed, segment_by, cluster)
+    parts, hists = _parts(ddf, models, unit, segment_by, specs, baselines, options, eps, step)
+    return _evaluation(parts, hists, models, specs, baselines, options, seed, segment_by, cluster)
 
 
 def _check_metrics(metrics: str | Sequence[str] | None) -> tuple[MetricSpec, ...]:
@@ -396,7 +343,7 @@ def _partition_sums(
     seed: int,
     n_boot: int,
     eps: float,
-) -> dict[str, tuple[tuple[Any, ...], NDArray[np.float64]]]:
+) -> dict[str, _Found]:
     """Map: for the whole partition and each segment in it, the segment's values and its
     :data:`SUMS` per resample (row 0: the full data), shape (n_boot + 1, 5). The pairs count
     only the (negative, positive) pairs inside this partition; the merge adds the rest."""
@@ -417,6 +364,8 @@ def _partition_sums(
         place = np.empty_like(whole.order)
         place[whole.order] = np.arange(y.size)
         layouts.append((by_segment, place[by_segment.order]))
+    groups = np.zeros(y.size, np.intp) if segment_by is None else seg.codes
+    counts = _histograms(y, s, groups, len(names) - 1)
     out = np.zeros((len(names), n_boot + 1, len(SUMS)))
     hashes = hashes[whole.order]
     for block in _blocks(y.size, n_boot):
@@ -427,7 +376,41 @@ def _partition_sums(
             table = layout.sums(w if rows is None else np.take(w, rows, axis=1))
             out[k : k + len(table), at] = table
             k += len(table)
-    return {name: (v, out[k]) for k, (name, v) in enumerate(zip(names, values, strict=True))}
+    return {
+        name: _Found(v, out[k], *(c[k] for c in counts))
+        for k, (name, v) in enumerate(zip(names, values, strict=True))
+    }
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What the map returns for one group of one partition."""
+
+    values: tuple[Any, ...]  # the segment's values (its order among segments)
+    sums: NDArray[np.float64]  # (n_boot + 1, 5): SUMS per resample, row 0 the full data
+    hist: NDArray[np.int64]  # (2, HIST_BINS): scores per label, the report's histograms
+    fine: NDArray[np.int64]  # (2, ROC_BINS): the same on finer bins, for the ROC figure
+
+
+ROC_BINS = 1000  # ROC curves are drawn from score histograms of this many bins
+
+
+def _histograms(
+    y: NDArray[np.int8], s: NDArray[np.float64], codes: NDArray[np.intp], n_segments: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Counts of scores per group (0: the whole partition; 1 + k: segment k) and label, on
+    the report's HIST_BINS bins and on ROC_BINS bins of [0, 1] (``np.histogram``'s binning)."""
+    out = []
+    for bins in (HIST_BINS, ROC_BINS):
+        edges = np.linspace(0, 1, bins + 1)
+        counts = np.zeros((n_segments + 1, 2, bins), np.int64)
+        for label in (0, 1):
+            mine = y == label
+            counts[0, label] = np.histogram(s[mine], edges)[0]
+            for k in range(n_segments):
+                counts[k + 1, label] = np.histogram(s[mine & (codes == k)], edges)[0]
+        out.append(counts)
+    return out[0], out[1]
 
 
 def _merged(per_partition: list[NDArray[np.float64]]) -> NDArray[np.float64]:
@@ -452,7 +435,7 @@ def _parts(
     options: BootstrapOptions,
     eps: float,
     step: Callable[[int], None],
-) -> list[PartResult]:
+) -> tuple[list[PartResult], dict[tuple[str, str], tuple[NDArray[Any], NDArray[Any]]]]:
     """The whole set and every segment in one pass: per model, range partitions by score, one
     map over them, exact merges on the driver, then the engine's summaries."""
     from dask.base import compute
@@ -473,24 +456,30 @@ def _parts(
     )
     step(n_boot * len(models))
     values: dict[str, tuple[Any, ...]] = {}
-    per_group: dict[tuple[str, str], list[NDArray[np.float64]]] = {}
+    found: dict[tuple[str, str], list[_Found]] = {}
     k = 0
     for m, ps in zip(models, parts, strict=True):
-        for found in sums[k : k + len(ps)]:  # the partitions in score order
-            for name, (vals, table) in found.items():
-                values.setdefault(name, vals)
-                per_group.setdefault((name, m), []).append(table)
+        for per_partition in sums[k : k + len(ps)]:  # the partitions in score order
+            for name, group in per_partition.items():
+                values.setdefault(name, group.values)
+                found.setdefault((name, m), []).append(group)
         k += len(ps)
     unknown = [s for s in baselines if s != GLOBAL and s not in values]
     if unknown:
         raise InputError(
             f"baseline names segment {unknown[0]!r}, which is not among {sorted(values)[1:]}."
         )
-    return [
-        _part(name, {m: _merged(per_group[name, m]) for m in models}, models, specs,
-              baselines.get(name, baselines[GLOBAL]), options)
-        for name in _in_order(values)
+    names = _in_order(values)
+    parts_out = [
+        _part(name, {m: _merged([g.sums for g in found[name, m]]) for m in models}, models,
+              specs, baselines.get(name, baselines[GLOBAL]), options)
+        for name in names
     ]  # fmt: skip
+    hists = {
+        key: (np.sum([g.hist for g in groups], axis=0), np.sum([g.fine for g in groups], axis=0))
+        for key, groups in found.items()
+    }
+    return parts_out, hists
 
 
 def _in_order(values: dict[str, tuple[Any, ...]]) -> list[str]:
@@ -539,68 +528,155 @@ def _segment_columns(segment_by: str | Sequence[str] | None) -> list[str]:
     return frames.segment_columns(segment_by) if segment_by else []
 
 
-def _tables(
+def _evaluation(
     parts: list[PartResult],
+    hists: dict[tuple[str, str], tuple[NDArray[Any], NDArray[Any]]],
     models: tuple[str, ...],
     specs: tuple[MetricSpec, ...],
     baselines: dict[str, str | None],
-    default: str | None,
     options: BootstrapOptions,
     seed: SeedLike,
     segment_by: str | Sequence[str] | None,
     cluster: str | None,
-) -> DistributedEvaluation:
-    metric_rows, comparison_rows, delta_rows, data_rows = [], [], [], []
+) -> Evaluation:
+    """The :class:`~segeval.evaluation.Evaluation` of the parts: the tables a report needs,
+    those that need every row in one place left empty (see :data:`NOT_ON_DASK`)."""
+    metric_rows, comparison_rows, delta_rows = [], [], []
     for part in parts:
         metric_rows += [{"model": m, **table_row(part, m, specs)} for m in models]
-        base = baselines.get(str(part.name), default)
+        base = baselines.get(str(part.name), baselines[GLOBAL])
         if base is not None:
             comparison_rows += [
                 frames.comparison_row(r, m, base, str(part.name), part.reason)
                 for m, r in part.comparisons.items()
             ]
             delta_rows += frames.delta_rows(part, base)
-        data_rows.append(
-            {"segment": part.name, "images": part.n, "benign": part.n - part.n_pos,
-             "malignant": part.n_pos}
-        )  # fmt: skip
-    comparisons = pd.DataFrame(comparison_rows, columns=frames.COMPARISON_COLUMNS)
-    return DistributedEvaluation(
+    metrics = pd.DataFrame(metric_rows, columns=["model", *table_columns(specs)])
+    comparisons = frames.with_holm(
+        pd.DataFrame(comparison_rows, columns=frames.COMPARISON_COLUMNS), options
+    )
+    deltas = pd.DataFrame(delta_rows, columns=frames.DELTA_COLUMNS)
+    training = pd.DataFrame(columns=["run", "step", "segment", "wll", "auc"])
+    diagnostics = frames.diagnostics(metrics, training, specs)
+    names = [str(p.name) for p in parts]
+    audit = audit_counts(names[1:], [[p.n - p.n_pos, p.n_pos] for p in parts[1:]])
+    if len(parts) == 1:  # no segments: the whole set alone
+        audit = audit_counts([GLOBAL], [[parts[0].n - parts[0].n_pos, parts[0].n_pos]])
+    return Evaluation(
         models=models,
-        segments=tuple(str(p.name) for p in parts),
-        metrics=pd.DataFrame(metric_rows, columns=["model", *table_columns(specs)]),
-        comparisons=frames.with_holm(comparisons, options),
-        deltas=pd.DataFrame(delta_rows, columns=frames.DELTA_COLUMNS),
-        data=pd.DataFrame(data_rows),
+        baselines={k: v for k, v in baselines.items() if v is not None},
+        runs={m: (m,) for m in models},
+        segments=tuple(names),
+        data=audit.table,
+        data_warnings=(NOT_ON_DASK, *audit.warnings),
+        metrics=metrics,
+        comparisons=comparisons,
+        diagnostics=diagnostics,
+        op_points=pd.DataFrame(columns=["model", "segment", "threshold"]),
+        op_spread=pd.DataFrame(),
+        roc=_roc(hists, models, names),
+        score_hist=_score_hist(hists, models, names),
+        training=training,
+        scorecard=scorecard(
+            models,
+            metrics,
+            comparisons,
+            diagnostics,
+            pd.DataFrame(),
+            pd.DataFrame(),
+            deltas=deltas,
+            specs=specs,
+        ),
+        deltas=deltas,
         settings={
-            "segment_by": frames.segment_columns(segment_by) if segment_by else [],
+            "segment_by": _segment_columns(segment_by),
+            "unused_segment_columns": [],
             "metrics": [s.name for s in specs],
             "n_boot": options.n_boot,
             "ci": options.ci,
             "resample": "poisson",
+            "verdict_rule": options.verdict_rule,
             "cluster": cluster,
             "seed": seed if isinstance(seed, int) or seed is None else repr(seed),
+            "thresholds": [],
             "engine": "dask",
         },
+        provenance=_provenance(int(parts[0].n) * len(models)),
+    )
+
+
+NOT_ON_DASK = (
+    "Evaluated on Dask (Poisson bootstrap): WLL, AUC, ΔAUC and their intervals are exact; "
+    "operating points, segment leakage and DeLong p-values need every row in one place and "
+    "are not in this report, and the ROC curves are drawn from 1000-bin score histograms."
+)
+
+
+def _score_hist(
+    hists: dict[tuple[str, str], tuple[NDArray[Any], NDArray[Any]]],
+    models: tuple[str, ...],
+    names: list[str],
+) -> pd.DataFrame:
+    """The report's score densities (as :func:`segeval.frames.score_histograms`, whose
+    ``np.histogram(density=True)`` divides the same way)."""
+    edges = np.linspace(0, 1, HIST_BINS + 1)
+    width = np.diff(edges)
+    rows = [
+        pd.DataFrame({"model": m, "segment": name, "label": label, "bin_left": edges[:-1],
+                      "bin_right": edges[1:], "density": counts / width / counts.sum(),
+                      "n": int(counts.sum())})
+        for name in names
+        for m in models
+        for label, counts in enumerate(hists[name, m][0])
+        if counts.sum()
+    ]  # fmt: skip
+    return pd.concat(rows, ignore_index=True)
+
+
+def _roc(
+    hists: dict[tuple[str, str], tuple[NDArray[Any], NDArray[Any]]],
+    models: tuple[str, ...],
+    names: list[str],
+) -> pd.DataFrame:
+    """ROC curves at the ROC_BINS + 1 bin edges, from the top score down (for the figure)."""
+    rows = []
+    for name in names:
+        for m in models:
+            neg, pos = hists[name, m][1]
+            if not neg.sum() or not pos.sum():
+                continue
+            fpr = np.concatenate([[0.0], np.cumsum(neg[::-1]) / neg.sum()])
+            tpr = np.concatenate([[0.0], np.cumsum(pos[::-1]) / pos.sum()])
+            rows.append(pd.DataFrame({"model": m, "segment": name, "fpr": fpr, "tpr": tpr}))
+    return (
+        pd.concat(rows, ignore_index=True)
+        if rows
+        else pd.DataFrame(columns=["model", "segment", "fpr", "tpr"])
     )
 
 
 # ---------------------------------------------------------------- files and clusters
 
 
-def read_parquet_files(patterns: Sequence[str]) -> Any:
-    """A Dask DataFrame of the Parquet files matching ``patterns`` (globs), after checking each
-    file's schema (metadata only): the predictions columns in every file, one type per column
-    across files. A file without ``model`` would be ambiguous here: every file needs it."""
+def parquet_files(patterns: Sequence[str]) -> list[str]:
+    """The files matching ``patterns`` (globs), sorted; at least one."""
     import glob
-
-    import dask.dataframe as dd
-    import pyarrow as pa  # type: ignore[import-untyped]
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     files = sorted({f for p in patterns for f in glob.glob(str(p))})
     if not files:
         raise InputError(f"No Parquet file matches {', '.join(map(str, patterns))}.")
+    return files
+
+
+def read_parquet_files(patterns: Sequence[str]) -> Any:
+    """A Dask DataFrame of the Parquet files matching ``patterns`` (globs), after checking each
+    file's schema (metadata only): the predictions columns in every file, one type per column
+    across files. A file without ``model`` would be ambiguous here: every file needs it."""
+    import dask.dataframe as dd
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    files = parquet_files(patterns)
     types: dict[str, tuple[str, pa.DataType]] = {}
     for path in files:
         if not path.lower().endswith(".parquet"):

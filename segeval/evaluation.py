@@ -12,7 +12,7 @@ import html
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -307,9 +307,9 @@ def evaluate(
 
     A Dask DataFrame is evaluated where it lies, on the active Dask client, with
     ``resample="poisson"`` (the only scheme whose counts do not depend on the partitioning):
-    the result is a :class:`segeval.distributed.DistributedEvaluation` holding the same tables
-    (``metrics``, ``comparisons``, ``deltas``, ``data``) as this function gives for
-    ``predictions.compute()`` with ``resample="poisson"``, bit for bit.
+    its ``metrics``, ``comparisons``, ``deltas``, ``data`` and ``scorecard`` equal this
+    function's for ``predictions.compute()`` with ``resample="poisson"``, bit for bit; the
+    tables that need every row in one place (operating points, leakage, DeLong) are empty.
     """
     from segeval.distributed import evaluate_dask, is_dask_frame
 
@@ -318,7 +318,7 @@ def evaluate(
             raise InputError(f'A Dask DataFrame is resampled with "poisson"; got {resample!r}.')
         if training is not None or validation_predictions is not None:
             raise InputError("With a Dask DataFrame, training and validation are not supported.")
-        result = evaluate_dask(
+        return evaluate_dask(
             predictions,
             segment_by=segment_by,
             baseline=baseline,
@@ -327,9 +327,9 @@ def evaluate(
             n_boot=n_boot,
             seed=seed,
             ci=ci,
+            verdict_rule=verdict_rule,
             progress=progress,
         )
-        return cast(Evaluation, result)  # a DistributedEvaluation: the same tables (docstring)
     plan = _check_inputs(
         predictions,
         segment_by=segment_by,

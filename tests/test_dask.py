@@ -20,7 +20,7 @@ distributed = pytest.importorskip("distributed")
 
 import segeval as se  # noqa: E402
 from segeval.cli import main  # noqa: E402
-from segeval.distributed import DistributedEvaluation, read_parquet_files  # noqa: E402
+from segeval.distributed import read_parquet_files  # noqa: E402
 from segeval.synthetic import make_predictions  # noqa: E402
 from segeval.validation import InputError  # noqa: E402
 
@@ -71,7 +71,7 @@ def test_bit_identical_to_in_memory_poisson_for_any_partitioning(
 ):
     shuffled = preds.sample(frac=1, random_state=partitions)
     ev = se.evaluate(dd.from_pandas(shuffled, npartitions=partitions), resample="poisson", **KW)
-    assert isinstance(ev, DistributedEvaluation)
+    assert isinstance(ev, se.Evaluation)
     same(in_memory.metrics, ev.metrics)
     same(in_memory.comparisons, ev.comparisons)
     pd.testing.assert_frame_equal(
@@ -80,8 +80,19 @@ def test_bit_identical_to_in_memory_poisson_for_any_partitioning(
         check_exact=True,
         check_dtype=False,
     )
-    assert ev.segments[0] == "__global__"
-    assert set(ev.segments) == set(in_memory.segments)
+    assert ev.segments == in_memory.segments  # the same order too
+    # The report's counts and score histograms, from the same map pass.
+    counts = ["segment", "n", "benign", "malignant", "prevalence"]  # patients: in memory only
+    pd.testing.assert_frame_equal(in_memory.data[counts], ev.data[counts], check_exact=True)
+    keys = ["model", "segment", "label", "bin_left"]
+    pd.testing.assert_frame_equal(
+        in_memory.score_hist.sort_values(keys).reset_index(drop=True),
+        ev.score_hist.sort_values(keys).reset_index(drop=True),
+        check_exact=True,
+        check_dtype=False,
+    )
+    card = ["model", "auc", "delta_auc", "p_holm", "n_segments_worse", "worst_segment"]
+    pd.testing.assert_frame_equal(in_memory.scorecard[card], ev.scorecard[card])
 
 
 def test_one_worker_equals_two_and_patients_are_units(client, preds):
@@ -208,6 +219,8 @@ def test_cli_on_a_multiprocess_cluster_started_here(tmp_path, preds, in_memory, 
         # Through CSV the floats keep 17 significant digits: still exact.
         np.testing.assert_array_equal(mine.auc_ci_low.to_numpy(), theirs.auc_ci_low.to_numpy())
         np.testing.assert_array_equal(mine.wll.to_numpy(), theirs.wll.to_numpy())
+        page = out.read_text()  # the HTML report, saying what Dask leaves out
+        assert "Evaluated on Dask" in page and "single_segment" in page
     finally:
         for p in (worker, scheduler):
             p.terminate()
