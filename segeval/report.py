@@ -150,6 +150,10 @@ def hints(context: dict[str, Any]) -> list[str]:
     return out
 
 
+# Tables of up to this many rows are part of the page, their header sticky while it scrolls; a
+# longer one scrolls in a box of its own (80% of the window high).
+SCROLL_ROWS = 300
+
 # Characters of a name (model, segment, run) in the page, and of any other text; report.json and
 # the CSVs keep them whole. A 100,000-character name repeated in every row made the page huge.
 MAX_NAME, MAX_TEXT = 80, 2000
@@ -223,6 +227,7 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
             hints=hints(context),
             min_positives=MIN_POSITIVES,
             null_permutations=NULL_PERMUTATIONS,
+            scroll_rows=SCROLL_ROWS,
         )
     )
 

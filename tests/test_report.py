@@ -17,6 +17,7 @@ from conftest import run_inputs
 import segeval as se
 from segeval.evaluation import evaluate
 from segeval.io import to_jsonable
+from segeval import report as report_module
 from segeval.report import fmt, pct, pval, signed, write_report
 from segeval.scorecard import summary
 from segeval.synthetic import make_predictions
@@ -290,6 +291,19 @@ def test_scorecard_colours_each_cell_and_sums_up_each_model(report):
     for r in data["scorecard"]:
         assert f"<li><b>{r['model']}</b>: {markupsafe.escape(r['summary'])}</li>" in html
     assert 'tr class="increase' not in first[: first.index("</table>")]
+
+
+def test_only_a_huge_table_scrolls_in_a_box_of_its_own(report, monkeypatch):
+    """A 42-row comparison sat in a 36rem box that cut a row at its lower edge."""
+    _, data, _, tmp = report
+    page = (tmp / "report.html").read_text()
+    assert 'class="scroll"' not in page and "scrolls in its box" not in page
+    monkeypatch.setattr(report_module, "SCROLL_ROWS", 5)
+    images = {"forest": {}, "roc": {}, "op_sync": {}, "scores": {}, "training": {"all": ""}}
+    boxed = report_module.render_html(data, images)
+    comparison = boxed[boxed.index('<h2 id="comparison">') :]
+    assert f"{len(data['comparisons'])} rows: the table scrolls in its box" in comparison
+    assert '<div class="scroll">\n<table class="comparison">' in comparison
 
 
 def test_p_values_below_the_fourth_decimal_are_not_zero():
