@@ -205,7 +205,6 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
     # Warning signs first, together: 4 red lines among 14 green ones were easy to miss.
     signs = [d for d in context["diagnostics"] if d["suspicious"]]
     passed = [d for d in context["diagnostics"] if not d["suspicious"]]
-    base = next((r for r in card if r["model"] in baselines), None)
     return (
         _environment()
         .get_template("report.html.j2")
@@ -218,7 +217,7 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
             one_baseline=next(iter(baselines)) if len(baselines) == 1 else None,
             baseline_models={*context["baselines"].values(), *baselines},
             bias_flags=flags,
-            tones=[cell_tones(r, base) for r in card],
+            tones=[cell_tones(r) for r in card],
             diagnostics_signs=signs,
             diagnostics_passed=passed,
             metric_specs=specs,

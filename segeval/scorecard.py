@@ -384,10 +384,12 @@ def summary(row: Mapping[str, Any], *, is_baseline: bool = False) -> str:
     return f"{start}; no sign of segment bias."
 
 
-def cell_tones(row: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> dict[str, str]:
+def cell_tones(row: Mapping[str, Any]) -> dict[str, str]:
     """How the page colours each scorecard cell, by what it says: "good", "bad" or "" (neutral).
 
-    ``baseline`` is the baseline's row: an OP spread is coloured against the baseline's.
+    Only what a test or an interval backs is coloured: the Holm verdicts, leakage against its
+    permutation null, the segment-bias check. The OP spread is not: the difference between a
+    model's spread and the baseline's has no interval, so its cell stays neutral.
     """
     verdict = _get(row, "verdict_holm")
     by_verdict = {"significant increase": "good", "significant decrease": "bad"}
@@ -408,13 +410,4 @@ def cell_tones(row: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> di
         else ""
     )
     tones["worst"] = "bad" if _get(row, "worst_verdict_holm") == "significant decrease" else ""
-    mine = _get(row, "op_spread_max")
-    theirs: Any = None if baseline is None or baseline is row else baseline.get("op_spread_max")
-    tones["op_spread"] = (
-        ""
-        if not (_present(mine) and _present(theirs))
-        else "bad"
-        if float(mine) > float(theirs)
-        else "good"
-    )
     return tones
