@@ -267,3 +267,20 @@ def test_the_comparison_shows_whole_rows_under_a_sticky_header(quick_report, wid
     assert measured["inner"] == [], "no box of the page scrolls on its own"
     assert measured["tableTop"] < -100, "scrolled into the table"
     assert measured["headerTop"] == 0, "the header sticks to the top of the window"
+
+
+def test_a_flagged_leakage_cell_stays_a_table_cell(quick_report):
+    """td.flag took .flag's display: block and drew a short box at the top of its row."""
+    page, _, tmp = quick_report
+    script = """<script>
+    const cells = [...document.querySelectorAll("td.flag")].map(e => getComputedStyle(e).display);
+    const pre = document.createElement("pre");
+    pre.id = "measure";
+    pre.textContent = JSON.stringify(cells);
+    document.body.appendChild(pre);
+    </script>"""
+    probe = tmp / "flags.html"
+    probe.write_text(page.read_text().replace("</body>", script + "</body>"))
+    _, _, dom = open_in_browser(probe, tmp, size=(900, 900))
+    shown = json.loads(html.unescape(re.search(r'<pre id="measure">(.*?)</pre>', dom)[1]))
+    assert shown and set(shown) == {"table-cell"}, shown
