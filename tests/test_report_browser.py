@@ -284,3 +284,35 @@ def test_a_flagged_leakage_cell_stays_a_table_cell(quick_report):
     _, _, dom = open_in_browser(probe, tmp, size=(900, 900))
     shown = json.loads(html.unescape(re.search(r'<pre id="measure">(.*?)</pre>', dom)[1]))
     assert shown and set(shown) == {"table-cell"}, shown
+
+
+def test_the_seeds_table_fits_a_900_px_window(tmp_path):
+    """Across training seeds hid its verdict and per-run columns behind a sideways scroll bar."""
+    preds = make_predictions(scale=0.1, seed=0)
+    rng = np.random.default_rng(0)
+    runs = [
+        preds.assign(run=f"s{k}", score=np.clip(preds.score + rng.normal(0, 0.03, len(preds)), 0, 1))
+        for k in range(3)
+    ]
+    ev = evaluate(
+        pd.concat(runs), segment_by="source,manufacturer", baseline="single_segment", n_boot=30
+    )
+    page = write_report(ev, tmp_path / "report.html")[0]
+    script = """<script>
+    const wide = [...document.querySelectorAll("body *")]
+      .filter(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== "visible")
+      .map(e => e.tagName + "." + e.className);
+    const seeds = document.querySelector("#seeds + p + div table");
+    const pre = document.createElement("pre");
+    pre.id = "measure";
+    pre.textContent = JSON.stringify({wide, seeds: seeds ? seeds.getBoundingClientRect().right : null,
+                                      width: document.documentElement.clientWidth});
+    document.body.appendChild(pre);
+    </script>"""
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", script + "</body>"))
+    _, console, dom = open_in_browser(probe, tmp_path, size=(900, 900))
+    measured = json.loads(html.unescape(re.search(r'<pre id="measure">(.*?)</pre>', dom)[1]))
+    assert console == []
+    assert measured["seeds"] is not None and measured["seeds"] <= measured["width"]
+    assert measured["wide"] == [], "no table hides columns behind a scroll bar"
