@@ -40,9 +40,7 @@ from segeval.validation import InputError, SeedLike, readable_repr, warn
 
 
 def _dtypes(columns: Sequence[str], text: Sequence[str], counts: Sequence[str]) -> dict[str, Any]:
-    return {
-        c: frames.STRING if c in text else "int64" if c in counts else float for c in columns
-    }
+    return {c: frames.STRING if c in text else "int64" if c in counts else float for c in columns}
 
 
 # The frames of models trained several times: these columns and dtypes, rows or none.
@@ -115,8 +113,9 @@ class Evaluation:
         (:func:`segeval.bootstrap_delta_auc_runs`), with Holm (columns ``RECIPE_DTYPES``);
         and each run's ΔAUC against the mean AUC of the baseline's runs
         (``RUN_DELTAS_DTYPES``). Without a ``run`` column: no rows, the same columns and dtypes,
-        so that ``ev.recipe_comparisons.query("p_holm < 0.05")`` works either way. Each run is also evaluated as a model of its own,
-        named ``"model [run r]"``, in the other tables (compared with the baseline's first run).
+        so that ``ev.recipe_comparisons.query("p_holm < 0.05")`` works either way. Each run is
+        also evaluated as a model of its own, named ``"model [run r]"``, in the other tables
+        (compared with the baseline's first run).
     discovery : DataFrame
         With ``discover=``: the reported slices of each model (:func:`segeval.discover`), a
         ``model`` column first; the settings of the search in ``settings["discovery"]``.

@@ -15,9 +15,9 @@ import pytest
 from conftest import run_inputs
 
 import segeval as se
+from segeval import report as report_module
 from segeval.evaluation import evaluate
 from segeval.io import to_jsonable
-from segeval import report as report_module
 from segeval.report import fmt, pct, pval, signed, write_report
 from segeval.scorecard import cell_tones, summary
 from segeval.synthetic import make_predictions

@@ -290,9 +290,9 @@ def test_the_seeds_table_fits_a_900_px_window(tmp_path):
     """Across training seeds hid its verdict and per-run columns behind a sideways scroll bar."""
     preds = make_predictions(scale=0.1, seed=0)
     rng = np.random.default_rng(0)
+    noise = [rng.normal(0, 0.03, len(preds)) for _ in range(3)]
     runs = [
-        preds.assign(run=f"s{k}", score=np.clip(preds.score + rng.normal(0, 0.03, len(preds)), 0, 1))
-        for k in range(3)
+        preds.assign(run=f"s{k}", score=np.clip(preds.score + e, 0, 1)) for k, e in enumerate(noise)
     ]
     ev = evaluate(
         pd.concat(runs), segment_by="source,manufacturer", baseline="single_segment", n_boot=30
@@ -305,8 +305,9 @@ def test_the_seeds_table_fits_a_900_px_window(tmp_path):
     const seeds = document.querySelector("#seeds + p + div table");
     const pre = document.createElement("pre");
     pre.id = "measure";
-    pre.textContent = JSON.stringify({wide, seeds: seeds ? seeds.getBoundingClientRect().right : null,
-                                      width: document.documentElement.clientWidth});
+    const right = seeds ? seeds.getBoundingClientRect().right : null;
+    const width = document.documentElement.clientWidth;
+    pre.textContent = JSON.stringify({wide, seeds: right, width});
     document.body.appendChild(pre);
     </script>"""
     probe = tmp_path / "probe.html"
