@@ -19,6 +19,7 @@ import pandas as pd
 
 from segeval import frames
 from segeval.audit import audit_data
+from segeval.dtypes import STRING, typed
 from segeval.engine import PartResult, Recipes, evaluate_part
 from segeval.io import (
     check_cluster_column,
@@ -40,7 +41,7 @@ from segeval.validation import InputError, SeedLike, readable_repr, warn
 
 
 def _dtypes(columns: Sequence[str], text: Sequence[str], counts: Sequence[str]) -> dict[str, Any]:
-    return {c: frames.STRING if c in text else "int64" if c in counts else float for c in columns}
+    return {c: STRING if c in text else "int64" if c in counts else float for c in columns}
 
 
 # The frames of models trained several times: these columns and dtypes, rows or none.
@@ -141,13 +142,13 @@ class Evaluation:
     leakage: pd.DataFrame = field(default_factory=pd.DataFrame)
     leakage_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
     leakage_runs: pd.DataFrame = field(
-        default_factory=lambda: frames.typed(pd.DataFrame(), LEAKAGE_RUNS_DTYPES)
+        default_factory=lambda: typed(pd.DataFrame(), LEAKAGE_RUNS_DTYPES)
     )
     recipe_comparisons: pd.DataFrame = field(
-        default_factory=lambda: frames.typed(pd.DataFrame(), RECIPE_DTYPES)
+        default_factory=lambda: typed(pd.DataFrame(), RECIPE_DTYPES)
     )
     run_deltas: pd.DataFrame = field(
-        default_factory=lambda: frames.typed(pd.DataFrame(), RUN_DELTAS_DTYPES)
+        default_factory=lambda: typed(pd.DataFrame(), RUN_DELTAS_DTYPES)
     )
     scorecard: pd.DataFrame = field(default_factory=pd.DataFrame)
     deltas: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -641,7 +642,7 @@ def _assemble(plan: _Plan, stats: _Parts, *, seed: SeedLike) -> Evaluation:
     recipe_comparisons = pd.DataFrame(recipe_rows, columns=RECIPE_COLUMNS)
     if len(recipe_comparisons):
         recipe_comparisons = frames.with_holm(recipe_comparisons, plan.options)
-    recipe_comparisons = frames.typed(recipe_comparisons, RECIPE_DTYPES)
+    recipe_comparisons = typed(recipe_comparisons, RECIPE_DTYPES)
     if several:  # the first screen answers per model, over its runs
         card = recipe_scorecard(plan.recipes, card, recipe_comparisons, diagnostics)
     segments = plan.segments
@@ -679,14 +680,14 @@ def _assemble(plan: _Plan, stats: _Parts, *, seed: SeedLike) -> Evaluation:
         training=plan.training,
         leakage=leakage[0],
         leakage_summary=leakage[1],
-        leakage_runs=frames.typed(
+        leakage_runs=typed(
             leakage_over_runs(leakage[1], plan.recipes)
             if several and len(leakage[1])
             else pd.DataFrame(),
             LEAKAGE_RUNS_DTYPES,
         ),
         recipe_comparisons=recipe_comparisons,
-        run_deltas=frames.typed(
+        run_deltas=typed(
             pd.DataFrame(per_run, columns=list(RUN_DELTAS_DTYPES)) if several else pd.DataFrame(),
             RUN_DELTAS_DTYPES,
         ),

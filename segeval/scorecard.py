@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from segeval.frames import STRING, typed
+from segeval.dtypes import STRING, typed
 from segeval.registry import MetricSpec
 from segeval.segments import GLOBAL
 
