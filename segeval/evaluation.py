@@ -19,6 +19,7 @@ import pandas as pd
 
 from segeval import frames
 from segeval.audit import audit_data
+from segeval.dtypes import STRING, typed
 from segeval.engine import PartResult, Recipes, evaluate_part
 from segeval.io import (
     check_cluster_column,
@@ -27,7 +28,7 @@ from segeval.io import (
     runs_as_models,
     to_jsonable,
 )
-from segeval.leakage import leakage_frames, leakage_over_runs
+from segeval.leakage import RUNS_SUMMARY_COLUMNS, leakage_frames, leakage_over_runs
 from segeval.metrics import DEFAULT_THRESHOLDS, check_thresholds
 from segeval.registry import AUC, MetricSpec, resolve_metrics
 from segeval.resampling import BootstrapOptions, DrawCache, Resample
@@ -37,6 +38,26 @@ from segeval.scorecard import recipe_scorecard, scorecard
 from segeval.segments import GLOBAL, Segments, segment_keys, with_global
 from segeval.table import table_columns, table_row
 from segeval.validation import InputError, SeedLike, readable_repr, warn
+
+
+def _dtypes(columns: Sequence[str], text: Sequence[str], counts: Sequence[str]) -> dict[str, Any]:
+    return {c: STRING if c in text else "int64" if c in counts else float for c in columns}
+
+
+# The frames of models trained several times: these columns and dtypes, rows or none.
+RECIPE_DTYPES = _dtypes(
+    [*RECIPE_COLUMNS, "p_holm", "verdict_holm"],
+    text=("model", "baseline", "segment", "verdict", "verdict_holm"),
+    counts=("n_runs", "n_runs_baseline"),
+)
+LEAKAGE_RUNS_DTYPES = _dtypes(
+    RUNS_SUMMARY_COLUMNS,
+    text=("model", "on", "label", "segments"),
+    counts=("n_runs", "n_runs_significant"),
+)
+RUN_DELTAS_DTYPES = _dtypes(
+    ["model", "run", "segment", "auc", "delta_auc"], text=("model", "run", "segment"), counts=()
+)
 
 
 @dataclass(frozen=True, repr=False)
@@ -75,7 +96,9 @@ class Evaluation:
     scorecard : DataFrame
         One row per model, read off the frames above: the report's first screen (see
         :func:`segeval.scorecard.scorecard`). With a ``run`` column, one row per model over its
-        runs instead (:func:`segeval.scorecard.recipe_scorecard`).
+        runs instead (:func:`segeval.scorecard.recipe_scorecard`). Numbers are floats, counts
+        Int64 and the segment-bias flags boolean (both with missing values, e.g. on the
+        baseline's row), names and verdicts strings (:func:`segeval.scorecard.scorecard_dtypes`).
     leakage, leakage_summary : DataFrame
         Segment leakage (:func:`segeval.segment_leakage`) of every model: how well its score
         tells each segment from the others among images of one label; the summary keeps the
@@ -83,13 +106,17 @@ class Evaluation:
         ``"validation"`` for the runs' validation predictions.
     leakage_runs : DataFrame
         With a ``run`` column: the leakage summary of each model over its runs
-        (:func:`segeval.leakage.leakage_over_runs`).
+        (:func:`segeval.leakage.leakage_over_runs`). Without one: no rows, the same columns
+        and dtypes (``LEAKAGE_RUNS_DTYPES``).
     recipe_comparisons, run_deltas : DataFrame
         Only for predictions with a ``run`` column (several training seeds of a model): each
         model against the baseline over images *and* seeds
-        (:func:`segeval.bootstrap_delta_auc_runs`), with Holm; and each run's ΔAUC against the
-        mean AUC of the baseline's runs. Each run is also evaluated as a model of its own,
-        named ``"model [run r]"``, in the other tables (compared with the baseline's first run).
+        (:func:`segeval.bootstrap_delta_auc_runs`), with Holm (columns ``RECIPE_DTYPES``);
+        and each run's ΔAUC against the mean AUC of the baseline's runs
+        (``RUN_DELTAS_DTYPES``). Without a ``run`` column: no rows, the same columns and dtypes,
+        so that ``ev.recipe_comparisons.query("p_holm < 0.05")`` works either way. Each run is
+        also evaluated as a model of its own, named ``"model [run r]"``, in the other tables
+        (compared with the baseline's first run).
     discovery : DataFrame
         With ``discover=``: the reported slices of each model (:func:`segeval.discover`), a
         ``model`` column first; the settings of the search in ``settings["discovery"]``.
@@ -114,9 +141,15 @@ class Evaluation:
     training: pd.DataFrame
     leakage: pd.DataFrame = field(default_factory=pd.DataFrame)
     leakage_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
-    leakage_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
-    recipe_comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
-    run_deltas: pd.DataFrame = field(default_factory=pd.DataFrame)
+    leakage_runs: pd.DataFrame = field(
+        default_factory=lambda: typed(pd.DataFrame(), LEAKAGE_RUNS_DTYPES)
+    )
+    recipe_comparisons: pd.DataFrame = field(
+        default_factory=lambda: typed(pd.DataFrame(), RECIPE_DTYPES)
+    )
+    run_deltas: pd.DataFrame = field(
+        default_factory=lambda: typed(pd.DataFrame(), RUN_DELTAS_DTYPES)
+    )
     scorecard: pd.DataFrame = field(default_factory=pd.DataFrame)
     deltas: pd.DataFrame = field(default_factory=pd.DataFrame)
     discovery: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -609,6 +642,7 @@ def _assemble(plan: _Plan, stats: _Parts, *, seed: SeedLike) -> Evaluation:
     recipe_comparisons = pd.DataFrame(recipe_rows, columns=RECIPE_COLUMNS)
     if len(recipe_comparisons):
         recipe_comparisons = frames.with_holm(recipe_comparisons, plan.options)
+    recipe_comparisons = typed(recipe_comparisons, RECIPE_DTYPES)
     if several:  # the first screen answers per model, over its runs
         card = recipe_scorecard(plan.recipes, card, recipe_comparisons, diagnostics)
     segments = plan.segments
@@ -646,15 +680,17 @@ def _assemble(plan: _Plan, stats: _Parts, *, seed: SeedLike) -> Evaluation:
         training=plan.training,
         leakage=leakage[0],
         leakage_summary=leakage[1],
-        leakage_runs=(
+        leakage_runs=typed(
             leakage_over_runs(leakage[1], plan.recipes)
             if several and len(leakage[1])
-            else pd.DataFrame()
+            else pd.DataFrame(),
+            LEAKAGE_RUNS_DTYPES,
         ),
         recipe_comparisons=recipe_comparisons,
-        run_deltas=pd.DataFrame(per_run, columns=["model", "run", "segment", "auc", "delta_auc"])
-        if several
-        else pd.DataFrame(),
+        run_deltas=typed(
+            pd.DataFrame(per_run, columns=list(RUN_DELTAS_DTYPES)) if several else pd.DataFrame(),
+            RUN_DELTAS_DTYPES,
+        ),
         scorecard=card,
         deltas=deltas,
         settings={

@@ -522,6 +522,8 @@ def to_jsonable(value: Any) -> Any:
         return to_jsonable(value.to_dict(orient="records"))
     if isinstance(value, np.generic):
         value = value.item()
+    if value is pd.NA:  # a missing count or flag of a nullable column (Int64, boolean)
+        return None
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

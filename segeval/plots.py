@@ -368,7 +368,9 @@ def _steps(hist: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def draw_scores(ax: Any, hist: pd.DataFrame, label: int = 1) -> Any:
-    """Score density of one label, one line per segment and the whole set in black.
+    """Score density of one label, one line per segment and the whole set in black, with a
+    legend that names each colour's segment (up to MAX_LEGEND segments; past that, it says
+    there is one colour a segment).
 
     With an ``n`` column, the legend gives each segment's n, and segments with fewer than
     MIN_POSITIVES images of the label are dashed and do not set the vertical scale.
@@ -396,6 +398,7 @@ def draw_scores(ax: Any, hist: pd.DataFrame, label: int = 1) -> Any:
             linestyle="--" if dashed else "-",
         )
     ax.plot(*_steps(mine[mine.segment == GLOBAL]), label=name(GLOBAL), **GLOBAL_STYLE)
+    _score_legend(ax, len(local), dashed=bool(few))
     title = "malignant (label 1)" if label == 1 else "benign (label 0)"
     ax.set(xlabel="score", ylabel="density", xlim=(0, 1), title=title)
     scale = mine[~mine.segment.isin(few)].density
@@ -406,13 +409,29 @@ def draw_scores(ax: Any, hist: pd.DataFrame, label: int = 1) -> Any:
     return ax
 
 
+def _score_legend(ax: Any, n_segments: int, *, dashed: bool) -> None:
+    """What the colours and line styles mean: a segment each (black: the whole set), dashed:
+    too few images of the label for a stable curve."""
+    from matplotlib.lines import Line2D
+
+    handles, labels = ax.get_legend_handles_labels()
+    if dashed:
+        handles.append(Line2D([], [], color="grey", linestyle="--", linewidth=1))
+        labels.append(f"dashed: fewer than {MIN_POSITIVES} images")
+    many = n_segments > MAX_LEGEND  # the segments' lines carry no label: too many to name
+    title = f"colour: one of {n_segments} segments" if many else "colour: segment"
+    # on a white box: the dashed lines of small segments run up to the top of the axes
+    legend = ax.legend(handles, labels, title=title, fontsize=SMALL, title_fontsize=SMALL)
+    legend.get_frame().set(facecolor="white", edgecolor="none", alpha=0.85)
+    legend.set_zorder(10)  # above the whole set's black line
+
+
 def score_figure(hist: pd.DataFrame, title: str) -> Figure:
     """Score densities by label (benign left, malignant right), one line per segment."""
     fig = _figure(figsize=(10, 4))
     axes = fig.subplots(1, 2)
     for ax, label in zip(axes, (0, 1), strict=True):
         draw_scores(ax, hist, label)
-        _legend(ax, len(set(hist.segment)))
     fig.suptitle(title, fontsize=10)
     return fig
 

@@ -150,6 +150,10 @@ def hints(context: dict[str, Any]) -> list[str]:
     return out
 
 
+# Tables of up to this many rows are part of the page, their header sticky while it scrolls; a
+# longer one scrolls in a box of its own (80% of the window high).
+SCROLL_ROWS = 300
+
 # Characters of a name (model, segment, run) in the page, and of any other text; report.json and
 # the CSVs keep them whole. A 100,000-character name repeated in every row made the page huge.
 MAX_NAME, MAX_TEXT = 80, 2000
@@ -201,7 +205,6 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
     # Warning signs first, together: 4 red lines among 14 green ones were easy to miss.
     signs = [d for d in context["diagnostics"] if d["suspicious"]]
     passed = [d for d in context["diagnostics"] if not d["suspicious"]]
-    base = next((r for r in card if r["model"] in baselines), None)
     return (
         _environment()
         .get_template("report.html.j2")
@@ -214,7 +217,7 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
             one_baseline=next(iter(baselines)) if len(baselines) == 1 else None,
             baseline_models={*context["baselines"].values(), *baselines},
             bias_flags=flags,
-            tones=[cell_tones(r, base) for r in card],
+            tones=[cell_tones(r) for r in card],
             diagnostics_signs=signs,
             diagnostics_passed=passed,
             metric_specs=specs,
@@ -223,6 +226,7 @@ def render_html(context: dict[str, Any], images: dict[str, dict[str, str]]) -> s
             hints=hints(context),
             min_positives=MIN_POSITIVES,
             null_permutations=NULL_PERMUTATIONS,
+            scroll_rows=SCROLL_ROWS,
         )
     )
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segeval.dtypes import STRING, typed
 from segeval.registry import MetricSpec
 from segeval.segments import GLOBAL
 
@@ -43,6 +44,33 @@ SCORECARD_COLUMNS = [
     "op_spread_threshold",
     "summary",
 ]
+
+
+# The scorecard's dtypes: numbers as floats, counts as Int64 and flags as boolean (both with
+# missing values, e.g. on the baseline's row), names and verdicts as strings.
+_TEXT = (
+    "model", "baseline", "verdict_holm", "worst_segment", "worst_verdict_holm",
+    "segment_bias_test_reason", "segment_bias_validation_reason", "leakage_segment", "summary",
+)  # fmt: skip
+_COUNTS = ("n_segments_compared", "n_segments_better", "n_segments_worse")
+_FLAGS = ("segment_bias_test", "segment_bias_validation")
+
+
+def scorecard_dtypes(columns: Sequence[str], *, over_runs: bool = False) -> dict[str, Any]:
+    """The dtype of each scorecard column: ``STRING`` for names, verdicts and sentences,
+    ``"Int64"`` for counts, ``"boolean"`` for the segment-bias flags (over runs,
+    ``segment_bias_test`` counts the runs flagged: ``"Int64"``), float for the rest."""
+    out: dict[str, Any] = {}
+    for c in columns:
+        if c in _TEXT or c.startswith("verdict_"):
+            out[c] = STRING
+        elif c in _COUNTS or c == "n_runs" or (over_runs and c == "segment_bias_test"):
+            out[c] = "Int64"
+        elif c in _FLAGS:
+            out[c] = "boolean"
+        else:
+            out[c] = float
+    return out
 
 
 def headline_columns(specs: Sequence[MetricSpec]) -> list[str]:
@@ -100,9 +128,9 @@ def scorecard(
         | _headline(m, metrics, deltas, specs)
         for m in models
     ]
-    # object columns keep the counts integers beside the NaN of the baseline's row
-    card = pd.DataFrame(rows, columns=[*SCORECARD_COLUMNS, *headline_columns(specs)], dtype=object)
-    return _with_summaries(card)
+    columns = [*SCORECARD_COLUMNS, *headline_columns(specs)]
+    card = _with_summaries(pd.DataFrame(rows, columns=columns, dtype=object))
+    return typed(card, scorecard_dtypes(columns))
 
 
 def _headline(
@@ -213,7 +241,7 @@ def recipe_scorecard(
     rows = []
     for recipe, pairs in recipes.items():
         mine = card.loc[[m for _, m in pairs]]
-        flags = [bool(f) for f in mine.segment_bias_test if f is not None]
+        flags = [bool(f) for f in mine.segment_bias_test.dropna()]
         spreads = pd.to_numeric(mine.op_spread_max, errors="coerce").dropna()
         leaks = pd.to_numeric(mine.leakage_benign, errors="coerce").dropna()
         nulls = pd.to_numeric(mine.leakage_null_q95, errors="coerce").dropna()
@@ -239,7 +267,8 @@ def recipe_scorecard(
                 "auc_runs_max": float(auc.max()),
             }
         )
-    return _with_summaries(pd.DataFrame(rows, columns=RECIPE_SCORECARD_COLUMNS, dtype=object))
+    card = _with_summaries(pd.DataFrame(rows, columns=RECIPE_SCORECARD_COLUMNS, dtype=object))
+    return typed(card, scorecard_dtypes(RECIPE_SCORECARD_COLUMNS, over_runs=True))
 
 
 def _leakage(model: str, summary: pd.DataFrame) -> dict[str, Any]:
@@ -301,7 +330,8 @@ def _get(row: Mapping[str, Any], key: str) -> Any:
 
 
 def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and np.isnan(value))
+    """Not None, NaN or pd.NA (a row of the typed frame, or of its JSON)."""
+    return value is not None and not (pd.api.types.is_scalar(value) and pd.isna(value))
 
 
 def _listed(parts: Sequence[str]) -> str:
@@ -330,9 +360,9 @@ def summary(row: Mapping[str, Any], *, is_baseline: bool = False) -> str:
     test, validation = _get(row, "segment_bias_test"), _get(row, "segment_bias_validation")
     if "n_runs" in row and _present(test) and int(test) > 0:
         concerns.append(f"flagged for segment bias in {int(test)} of {row['n_runs']} runs")
-    elif "n_runs" not in row and test is True:
+    elif "n_runs" not in row and _present(test) and bool(test):
         concerns.append("flagged for segment bias")
-    elif validation is True:
+    elif _present(validation) and bool(validation):
         concerns.append("flagged for segment bias on validation")
     if _leaks(row):
         concerns.append(f"its benign scores tell {row['leakage_segment']} apart")
@@ -347,22 +377,26 @@ def summary(row: Mapping[str, Any], *, is_baseline: bool = False) -> str:
         return f"{start}, but {_listed(concerns)}: the gain may be the shortcut."
     if concerns:
         return f"{start}; {_listed(concerns)}."
-    if _get(row, "segment_bias_test") is None and _get(row, "segment_bias_test_reason"):
+    if not _present(_get(row, "segment_bias_test")) and _present(
+        _get(row, "segment_bias_test_reason")
+    ):
         return f"{start}; segment bias undefined: {row['segment_bias_test_reason']}."
     return f"{start}; no sign of segment bias."
 
 
-def cell_tones(row: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> dict[str, str]:
+def cell_tones(row: Mapping[str, Any]) -> dict[str, str]:
     """How the page colours each scorecard cell, by what it says: "good", "bad" or "" (neutral).
 
-    ``baseline`` is the baseline's row: an OP spread is coloured against the baseline's.
+    Only what a test or an interval backs is coloured: the Holm verdicts, leakage against its
+    permutation null, the segment-bias check. The OP spread is not: the difference between a
+    model's spread and the baseline's has no interval, so its cell stays neutral.
     """
     verdict = _get(row, "verdict_holm")
     by_verdict = {"significant increase": "good", "significant decrease": "bad"}
     tones = {"delta": by_verdict.get(str(verdict), ""), "verdict": by_verdict.get(str(verdict), "")}
     for key in ("test", "validation"):
         flag = _get(row, f"segment_bias_{key}")
-        tones[f"bias_{key}"] = "" if flag is None else ("bad" if flag else "good")
+        tones[f"bias_{key}"] = "" if not _present(flag) else ("bad" if flag else "good")
     null = _get(row, "leakage_null_q95")
     tones["leakage"] = "" if not _present(null) else ("bad" if _leaks(row) else "good")
     worse, better = _get(row, "n_segments_worse"), _get(row, "n_segments_better")
@@ -376,13 +410,4 @@ def cell_tones(row: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> di
         else ""
     )
     tones["worst"] = "bad" if _get(row, "worst_verdict_holm") == "significant decrease" else ""
-    mine = _get(row, "op_spread_max")
-    theirs: Any = None if baseline is None or baseline is row else baseline.get("op_spread_max")
-    tones["op_spread"] = (
-        ""
-        if not (_present(mine) and _present(theirs))
-        else "bad"
-        if float(mine) > float(theirs)
-        else "good"
-    )
     return tones

@@ -8,11 +8,12 @@ exit code 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -361,10 +362,24 @@ def _fit(args: argparse.Namespace) -> None:
         init_backbone=args.init_backbone,
     )
     try:
-        run_dir = fit(config, resume=args.resume is not None, overwrite=args.overwrite)
+        with _warnings_as_lines():
+            run_dir = fit(config, resume=args.resume is not None, overwrite=args.overwrite)
     except TrainingError as exc:
         raise InputError(str(exc)) from exc
     print(f"wrote {run_dir}")
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Warnings on stderr as they come, each one "warning: ..." line (as pretrain prints them
+    at its end), not Python's file:line and source line."""
+
+    def show(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _training_settings(args: argparse.Namespace) -> dict[str, Any]:

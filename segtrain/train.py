@@ -130,6 +130,8 @@ def build(
 ) -> FitRun:
     """Make every object of a run (restored from ``checkpoint``); writes nothing."""
     data = load_data(config)
+    if ctx.is_main and not is_prepared(data.manifest):
+        warnings.warn(unprepared_hint(config), UserWarning, stacklevel=2)
     sampler = PeriodicBatchSampler(
         data.manifest["label"].to_numpy()[data.train],
         _subset_segments(data.segments, data.train),
@@ -152,6 +154,18 @@ def build(
     task = FitTask(ctx, data, val, augmentation)
     step_model = wrap_model(model, ctx, compile=config.compile)
     return FitRun(config, ctx, state, step_model, loader, task, data)
+
+
+def unprepared_hint(config: TrainConfig) -> str:
+    """fit's one warning for a manifest that ``segtrain prepare`` did not write: how to prepare."""
+    size = f"{config.image_height}x{config.image_width}"
+    return (
+        f"{config.manifest!r} is not from segtrain prepare, so every image is read and "
+        f"preprocessed at {size} each time a batch draws it (at the default 1152x832, about one "
+        f"image a second on a CPU): run `segtrain prepare --manifest {config.manifest} --out "
+        f"cache --height {config.image_height} --width {config.image_width}` once (a smaller "
+        f"size trains faster; each side at least 190) and fit on cache/manifest.csv."
+    )
 
 
 def new_state(

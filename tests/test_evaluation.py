@@ -232,6 +232,28 @@ def test_public_evaluate_matches_the_report_files(preds, tmp_path):
     assert len(repr(ev)) < 2000 and "np.float64" not in repr(ev)
 
 
+def test_the_scorecard_has_numeric_dtypes(evaluation):
+    """All its columns were object: ev.scorecard.auc.mean() or .describe() did not work."""
+    card = evaluation.scorecard
+    dtypes = card.dtypes.astype(str).to_dict()
+    assert "object" not in dtypes.values(), dtypes
+    for column in ("auc", "auc_ci_low", "delta_auc", "p_holm", "worst_delta_auc"):
+        assert dtypes[column] == "float64", column
+    for column in ("leakage_benign", "leakage_null_q95", "op_spread_max", "op_spread_threshold"):
+        assert dtypes[column] == "float64", column
+    for column in ("n_segments_compared", "n_segments_better", "n_segments_worse"):
+        assert dtypes[column] == "Int64", column
+    assert dtypes["segment_bias_test"] == dtypes["segment_bias_validation"] == "boolean"
+    for column in ("model", "baseline", "verdict_holm", "worst_segment", "summary"):
+        assert pd.api.types.is_string_dtype(card[column]), column
+    base = card.set_index("model").loc["single_segment"]
+    assert pd.isna(base.n_segments_compared) and pd.isna(base.baseline)  # the baseline's row
+    assert card.auc.mean() > 0.5 and card.n_segments_worse.sum() >= 0
+    # report.json keeps plain JSON types: a missing count is null, not pd.NA
+    first = evaluation.to_dict()["scorecard"][0]
+    assert first["n_segments_compared"] is None and isinstance(first["segment_bias_test"], bool)
+
+
 def test_evaluate_refuses_a_table_without_image_id(preds):
     with pytest.raises(InputError, match="lacks the required column\\(s\\) image_id"):
         se.evaluate(preds.drop(columns="image_id"), segment_by=None, n_boot=5)

@@ -51,7 +51,7 @@ def test_segeval_never_imports_segtrain_or_torch():
 
 # segeval's layers, bottom up: a module imports its own layer and those below, never above.
 LAYERS = (
-    ("core", {"validation", "_kernels", "_op_kernels", "_slice_kernels", "segments"}),
+    ("core", {"validation", "_kernels", "_op_kernels", "_slice_kernels", "segments", "dtypes"}),
     (
         "statistics",
         {

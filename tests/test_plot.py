@@ -63,6 +63,20 @@ def test_forest_summarizes_many_segments():
     plt.close(ax.figure)
 
 
+def test_scores_has_a_legend_that_names_the_colours(evaluation):
+    """plot.scores drew coloured lines and no legend: nothing said which segment was which."""
+    fig, ax = plt.subplots()
+    se.plot.scores(evaluation, model="periodic", label=0, ax=ax)
+    legend = ax.get_legend()
+    assert legend is not None and legend.get_title().get_text() == "colour: segment"
+    texts = [t.get_text() for t in legend.get_texts()]
+    segments = [s for s in evaluation.segments if s != se.GLOBAL]
+    for segment in segments:
+        assert any(t.startswith(f"{segment} (n = ") for t in texts), (segment, texts)
+    assert any(t.startswith("global (n = ") for t in texts)
+    plt.close(fig)
+
+
 def test_training_without_runs_draws_no_legend_and_warns_nothing(evaluation):
     """matplotlib warned "No artists with labels found to put in legend"."""
     import warnings

@@ -15,10 +15,11 @@ import pytest
 from conftest import run_inputs
 
 import segeval as se
+from segeval import report as report_module
 from segeval.evaluation import evaluate
 from segeval.io import to_jsonable
 from segeval.report import fmt, pct, pval, signed, write_report
-from segeval.scorecard import summary
+from segeval.scorecard import cell_tones, summary
 from segeval.synthetic import make_predictions
 from segeval.validation import InputError
 
@@ -290,6 +291,32 @@ def test_scorecard_colours_each_cell_and_sums_up_each_model(report):
     for r in data["scorecard"]:
         assert f"<li><b>{r['model']}</b>: {markupsafe.escape(r['summary'])}</li>" in html
     assert 'tr class="increase' not in first[: first.index("</table>")]
+
+
+def test_the_op_spread_is_not_coloured_against_the_baseline(report):
+    """A spread above the baseline's was red, below green, though the difference has no CI."""
+    _, data, _, tmp = report
+    html = (tmp / "report.html").read_text()
+    first = html[html.index('<table class="scorecard"') :]
+    cells = re.findall(r'<td class="op-spread[^"]*"[^>]*>', first[: first.index("</table>")])
+    assert len(cells) == len(data["scorecard"])
+    assert not any(" good" in c or " bad" in c for c in cells), cells
+    defined = [c for c, r in zip(cells, data["scorecard"], strict=True) if r["op_spread_max"]]
+    assert defined and all('title="Not coloured: ' in c for c in defined)
+    assert all("op_spread" not in cell_tones(r) for r in data["scorecard"])
+
+
+def test_only_a_huge_table_scrolls_in_a_box_of_its_own(report, monkeypatch):
+    """A 42-row comparison sat in a 36rem box that cut a row at its lower edge."""
+    _, data, _, tmp = report
+    page = (tmp / "report.html").read_text()
+    assert 'class="scroll"' not in page and "scrolls in its box" not in page
+    monkeypatch.setattr(report_module, "SCROLL_ROWS", 5)
+    images = {"forest": {}, "roc": {}, "op_sync": {}, "scores": {}, "training": {"all": ""}}
+    boxed = report_module.render_html(data, images)
+    comparison = boxed[boxed.index('<h2 id="comparison">') :]
+    assert f"{len(data['comparisons'])} rows: the table scrolls in its box" in comparison
+    assert '<div class="scroll">\n<table class="comparison">' in comparison
 
 
 def test_p_values_below_the_fourth_decimal_are_not_zero():

@@ -218,3 +218,102 @@ def test_first_screen_shows_the_scorecard_without_sideways_scrolling(quick_repor
             f"{signed(r['delta_ci_high'])})"
         )
         assert row[3].startswith(f"{r['verdict_holm']} {pval(r['p_holm'])}")
+
+
+# Scrolls the page to the middle of the comparison table, then measures: rows cut by a box
+# around the table, boxes of the page that scroll on their own, and where the header is.
+SCROLLED = """<script>
+const table = document.querySelector("table.comparison");
+const rows = [...table.rows];
+const cut = [];
+for (let a = table.parentElement; a && a !== document.body; a = a.parentElement) {
+  if (getComputedStyle(a).overflowY === "visible") continue;
+  const box = a.getBoundingClientRect();
+  const outside = rows.filter(r => {
+    const b = r.getBoundingClientRect();
+    return b.bottom > box.bottom + 0.5 || b.top < box.top - 0.5;
+  });
+  if (outside.length) cut.push(`${a.tagName}.${a.className}: ${outside.length} rows`);
+}
+const inner = [...document.querySelectorAll("body *")]
+  .filter(e => ["auto", "scroll"].includes(getComputedStyle(e).overflowY))
+  .filter(e => e.scrollHeight > e.clientHeight + 1)
+  .map(e => e.tagName + "." + e.className);
+window.scrollTo(0, rows[Math.floor(rows.length / 2)].getBoundingClientRect().top + scrollY);
+const out = {
+  cut, inner, rows: rows.length,
+  headerTop: rows[0].cells[0].getBoundingClientRect().top,
+  tableTop: table.getBoundingClientRect().top,
+};
+const pre = document.createElement("pre");
+pre.id = "measure";
+pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script>"""
+
+
+@pytest.mark.parametrize("width", [1400, 900])
+def test_the_comparison_shows_whole_rows_under_a_sticky_header(quick_report, width):
+    """A 42-row comparison sat in a 36rem box whose lower edge cut a row in half: a table of
+    up to SCROLL_ROWS rows is part of the page, and its header stays in view as it scrolls."""
+    page, data, tmp = quick_report
+    probe = tmp / f"scrolled_{width}.html"
+    probe.write_text(page.read_text().replace("</body>", SCROLLED + "</body>"))
+    _, console, dom = open_in_browser(probe, tmp, size=(width, 900))
+    measured = json.loads(html.unescape(re.search(r'<pre id="measure">(.*?)</pre>', dom)[1]))
+    assert console == []
+    assert measured["rows"] == len(data["comparisons"]) + 1
+    assert measured["cut"] == [], "no box around the table hides part of a row"
+    assert measured["inner"] == [], "no box of the page scrolls on its own"
+    assert measured["tableTop"] < -100, "scrolled into the table"
+    assert measured["headerTop"] == 0, "the header sticks to the top of the window"
+
+
+def test_a_flagged_leakage_cell_stays_a_table_cell(quick_report):
+    """td.flag took .flag's display: block and drew a short box at the top of its row."""
+    page, _, tmp = quick_report
+    script = """<script>
+    const cells = [...document.querySelectorAll("td.flag")].map(e => getComputedStyle(e).display);
+    const pre = document.createElement("pre");
+    pre.id = "measure";
+    pre.textContent = JSON.stringify(cells);
+    document.body.appendChild(pre);
+    </script>"""
+    probe = tmp / "flags.html"
+    probe.write_text(page.read_text().replace("</body>", script + "</body>"))
+    _, _, dom = open_in_browser(probe, tmp, size=(900, 900))
+    shown = json.loads(html.unescape(re.search(r'<pre id="measure">(.*?)</pre>', dom)[1]))
+    assert shown and set(shown) == {"table-cell"}, shown
+
+
+def test_the_seeds_table_fits_a_900_px_window(tmp_path):
+    """Across training seeds hid its verdict and per-run columns behind a sideways scroll bar."""
+    preds = make_predictions(scale=0.1, seed=0)
+    rng = np.random.default_rng(0)
+    noise = [rng.normal(0, 0.03, len(preds)) for _ in range(3)]
+    runs = [
+        preds.assign(run=f"s{k}", score=np.clip(preds.score + e, 0, 1)) for k, e in enumerate(noise)
+    ]
+    ev = evaluate(
+        pd.concat(runs), segment_by="source,manufacturer", baseline="single_segment", n_boot=30
+    )
+    page = write_report(ev, tmp_path / "report.html")[0]
+    script = """<script>
+    const wide = [...document.querySelectorAll("body *")]
+      .filter(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== "visible")
+      .map(e => e.tagName + "." + e.className);
+    const seeds = document.querySelector("#seeds + p + div table");
+    const pre = document.createElement("pre");
+    pre.id = "measure";
+    const right = seeds ? seeds.getBoundingClientRect().right : null;
+    const width = document.documentElement.clientWidth;
+    pre.textContent = JSON.stringify({wide, seeds: right, width});
+    document.body.appendChild(pre);
+    </script>"""
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", script + "</body>"))
+    _, console, dom = open_in_browser(probe, tmp_path, size=(900, 900))
+    measured = json.loads(html.unescape(re.search(r'<pre id="measure">(.*?)</pre>', dom)[1]))
+    assert console == []
+    assert measured["seeds"] is not None and measured["seeds"] <= measured["width"]
+    assert measured["wide"] == [], "no table hides columns behind a scroll bar"

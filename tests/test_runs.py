@@ -221,6 +221,34 @@ def test_without_runs_there_is_no_recipe_table_and_bad_runs_are_refused():
         se.evaluate(twice, segment_by="source", baseline="single_segment", n_boot=20)
 
 
+def test_without_runs_the_run_frames_have_their_columns_and_dtypes():
+    """A user's ev.recipe_comparisons.query("p_holm < 0.05") failed on a frame without columns."""
+    without = se.evaluate(
+        make_predictions(scale=0.05), segment_by="source", baseline="single_segment", n_boot=20
+    )
+    with_runs = se.evaluate(
+        _predictions_with_runs(2), segment_by="source", baseline="single_segment", n_boot=20
+    )
+    for name in ("recipe_comparisons", "leakage_runs", "run_deltas"):
+        empty, full = getattr(without, name), getattr(with_runs, name)
+        assert empty.empty and len(full), name
+        pd.testing.assert_series_equal(empty.dtypes, full.dtypes, obj=name)
+    assert without.recipe_comparisons.query("p_holm < 0.05").empty
+    assert without.leakage_runs.query("n_runs_significant > 0").empty
+    assert without.recipe_comparisons.delta_auc.dtype == float
+    assert without.to_dict()["recipe_comparisons"] == []
+
+
+def test_the_scorecard_over_runs_has_numeric_dtypes():
+    ev = se.evaluate(
+        _predictions_with_runs(), segment_by="source", baseline="single_segment", n_boot=20
+    )
+    dtypes = ev.scorecard.dtypes.astype(str)
+    assert not (dtypes == "object").any(), dtypes[dtypes == "object"]
+    assert dtypes["segment_bias_test"] == "Int64"  # runs flagged
+    assert dtypes["n_runs"] == "Int64" and dtypes["auc_runs_min"] == "float64"
+
+
 def test_report_cli_shows_the_seed_section(tmp_path):
     path = tmp_path / "runs.parquet"
     _predictions_with_runs(2).to_parquet(path)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -263,7 +264,10 @@ def test_a_run_folder_refused_by_rank_0_stops_every_rank(cache, tmp_path):
 
 
 def test_predict_feeds_segeval_report(cache, tmp_path, capsys):
-    run = fit(config(cache, tmp_path / "run", steps=4), progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = fit(config(cache, tmp_path / "run", steps=4), progress=False)
+    assert not [w for w in caught if "segtrain prepare" in str(w.message)]  # prepared: no hint
     out = tmp_path / "preds.parquet"
     assert (
         main(
@@ -305,6 +309,23 @@ def test_predict_feeds_segeval_report(cache, tmp_path, capsys):
         )
         == 0
     )
+
+
+def test_fit_on_an_unprepared_manifest_says_once_how_to_prepare(cache, tmp_path, capsys):
+    """fit on a raw manifest trained at 1152x832, about one image a second, without a word."""
+    raw = cache.parent.parent / "raw" / "manifest.csv"
+    args = ["fit", "--manifest", str(raw), "--segment-by", "source,manufacturer"]
+    args += ["--out", str(tmp_path / "run"), "--steps", "2", "--val-every", "2"]
+    args += ["--batch-size", "8", "--image-size", "192x192", "--model-width", "0.0625"]
+    assert main([*args, "--device", "cpu", "--workers", "0", "--log-every", "2"]) == 0
+    err = capsys.readouterr().err
+    hints = [line for line in err.splitlines() if "segtrain prepare" in line]
+    assert len(hints) == 1, err
+    assert hints[0].startswith(f"warning: {str(raw.resolve())!r} is not from segtrain prepare")
+    assert f"segtrain prepare --manifest {raw.resolve()} --out cache --height 192" in hints[0]
+    assert "UserWarning" not in err and "Traceback" not in err
+    # the run itself is unchanged: it trained at the size asked
+    assert "image_height = 192" in (tmp_path / "run" / "config.toml").read_text()
 
 
 def test_bad_input(cache, tmp_path, capsys):
