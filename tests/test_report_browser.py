@@ -136,9 +136,23 @@ def test_report_renders_offline_without_errors(tmp_path):
     assert shot.stat().st_size > 10_000
 
 
-# Injected into a copy of the page (the report itself has no script): measures the layout and
-# reads the cells as the browser renders them, into <pre id="measure">.
-MEASURE = """<script>
+def measure(page: Path, folder: Path, script: str, size: tuple[int, int], name: str = "probe"):
+    """Open a copy of ``page`` with ``script`` injected (the report itself has no script):
+    JavaScript that sets ``out``. Returns the console's messages and ``out`` as computed."""
+    code = f"""<script>{script}
+const pre = document.createElement("pre");
+pre.id = "measure";
+pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script>"""
+    probe = folder / f"{name}.html"
+    probe.write_text(page.read_text().replace("</body>", code + "</body>"))
+    _, console, dom = open_in_browser(probe, folder, size=size)
+    return console, json.loads(html.unescape(re.search(r'<pre id="measure">(.*?)</pre>', dom)[1]))
+
+
+# Measures the layout and reads the cells as the browser renders them.
+MEASURE = """
 const box = e => e.getBoundingClientRect();
 const card = document.querySelector("table.scorecard");
 const cells = t => [...t.rows].map(r => [...r.cells].map(c => c.innerText.split(/\\s+/).join(" ")));
@@ -154,11 +168,7 @@ const out = {
   scorecard: cells(card),
   comparison: cells(document.querySelector("table.comparison")),
 };
-const pre = document.createElement("pre");
-pre.id = "measure";
-pre.textContent = JSON.stringify(out);
-document.body.appendChild(pre);
-</script>"""
+"""
 
 
 def more_models(preds, n):
@@ -191,12 +201,9 @@ def test_first_screen_shows_the_scorecard_without_sideways_scrolling(quick_repor
     page, data, tmp = quick_report
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / f"report_{len(data['models'])}models_{width}.png"
-    probe = tmp / f"probe_{width}.html"
-    probe.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
-    _, console, dom = open_in_browser(page, tmp, screenshot=shot, size=(width, 900))
+    _, console, _ = open_in_browser(page, tmp, screenshot=shot, size=(width, 900))
     assert console == [] and shot.stat().st_size > 10_000
-    _, _, dom = open_in_browser(probe, tmp, size=(width, 900))
-    measured = json.loads(html.unescape(re.search(r'<pre id="measure">(.*?)</pre>', dom)[1]))
+    _, measured = measure(page, tmp, MEASURE, (width, 900), f"probe_{width}")
     assert measured["innerWidth"] == width
     assert measured["scorecardBottom"] <= 900, "the scorecard is the first screen"
     assert measured["scrollWidth"] <= measured["clientWidth"] <= measured["innerWidth"]
@@ -222,7 +229,7 @@ def test_first_screen_shows_the_scorecard_without_sideways_scrolling(quick_repor
 
 # Scrolls the page to the middle of the comparison table, then measures: rows cut by a box
 # around the table, boxes of the page that scroll on their own, and where the header is.
-SCROLLED = """<script>
+SCROLLED = """
 const table = document.querySelector("table.comparison");
 const rows = [...table.rows];
 const cut = [];
@@ -245,11 +252,7 @@ const out = {
   headerTop: rows[0].cells[0].getBoundingClientRect().top,
   tableTop: table.getBoundingClientRect().top,
 };
-const pre = document.createElement("pre");
-pre.id = "measure";
-pre.textContent = JSON.stringify(out);
-document.body.appendChild(pre);
-</script>"""
+"""
 
 
 @pytest.mark.parametrize("width", [1400, 900])
@@ -257,10 +260,7 @@ def test_the_comparison_shows_whole_rows_under_a_sticky_header(quick_report, wid
     """A 42-row comparison sat in a 36rem box whose lower edge cut a row in half: a table of
     up to SCROLL_ROWS rows is part of the page, and its header stays in view as it scrolls."""
     page, data, tmp = quick_report
-    probe = tmp / f"scrolled_{width}.html"
-    probe.write_text(page.read_text().replace("</body>", SCROLLED + "</body>"))
-    _, console, dom = open_in_browser(probe, tmp, size=(width, 900))
-    measured = json.loads(html.unescape(re.search(r'<pre id="measure">(.*?)</pre>', dom)[1]))
+    console, measured = measure(page, tmp, SCROLLED, (width, 900), f"scrolled_{width}")
     assert console == []
     assert measured["rows"] == len(data["comparisons"]) + 1
     assert measured["cut"] == [], "no box around the table hides part of a row"
@@ -272,17 +272,10 @@ def test_the_comparison_shows_whole_rows_under_a_sticky_header(quick_report, wid
 def test_a_flagged_leakage_cell_stays_a_table_cell(quick_report):
     """td.flag took .flag's display: block and drew a short box at the top of its row."""
     page, _, tmp = quick_report
-    script = """<script>
-    const cells = [...document.querySelectorAll("td.flag")].map(e => getComputedStyle(e).display);
-    const pre = document.createElement("pre");
-    pre.id = "measure";
-    pre.textContent = JSON.stringify(cells);
-    document.body.appendChild(pre);
-    </script>"""
-    probe = tmp / "flags.html"
-    probe.write_text(page.read_text().replace("</body>", script + "</body>"))
-    _, _, dom = open_in_browser(probe, tmp, size=(900, 900))
-    shown = json.loads(html.unescape(re.search(r'<pre id="measure">(.*?)</pre>', dom)[1]))
+    script = """
+    const out = [...document.querySelectorAll("td.flag")].map(e => getComputedStyle(e).display);
+    """
+    _, shown = measure(page, tmp, script, (900, 900), "flags")
     assert shown and set(shown) == {"table-cell"}, shown
 
 
@@ -298,22 +291,15 @@ def test_the_seeds_table_fits_a_900_px_window(tmp_path):
         pd.concat(runs), segment_by="source,manufacturer", baseline="single_segment", n_boot=30
     )
     page = write_report(ev, tmp_path / "report.html")[0]
-    script = """<script>
+    script = """
     const wide = [...document.querySelectorAll("body *")]
       .filter(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== "visible")
       .map(e => e.tagName + "." + e.className);
     const seeds = document.querySelector("#seeds + p + div table");
-    const pre = document.createElement("pre");
-    pre.id = "measure";
     const right = seeds ? seeds.getBoundingClientRect().right : null;
-    const width = document.documentElement.clientWidth;
-    pre.textContent = JSON.stringify({wide, seeds: right, width});
-    document.body.appendChild(pre);
-    </script>"""
-    probe = tmp_path / "probe.html"
-    probe.write_text(page.read_text().replace("</body>", script + "</body>"))
-    _, console, dom = open_in_browser(probe, tmp_path, size=(900, 900))
-    measured = json.loads(html.unescape(re.search(r'<pre id="measure">(.*?)</pre>', dom)[1]))
+    const out = {wide, seeds: right, width: document.documentElement.clientWidth};
+    """
+    console, measured = measure(page, tmp_path, script, (900, 900))
     assert console == []
     assert measured["seeds"] is not None and measured["seeds"] <= measured["width"]
     assert measured["wide"] == [], "no table hides columns behind a scroll bar"
