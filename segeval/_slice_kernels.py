@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.sparse import csr_array
 
 from segeval._kernels import Weights
 
@@ -105,27 +106,55 @@ class _Sorted:
             out[self.pos_filled] = np.add.reduceat(values, self.pos_run_starts, dtype=dtype)
         return out
 
-    def within(self, wg: NDArray[Any]) -> tuple[NDArray[Any], ...]:
+    def within(
+        self,
+        wg: NDArray[Any],
+        w_pos: NDArray[np.float64] | None = None,
+        scratch: _Scratch | None = None,
+    ) -> tuple[NDArray[Any], ...]:
         """Per group: U(G, G), W+(G), W-(G); per positive: its weight and the negatives strictly
         below; and the negatives' cumulative sum (ties are read off it).
 
         ``wg`` may hold small integers (bootstrap counts, the fast path: the gathers move a
-        quarter of the bytes and the sums are exact in int64) or any floats.
+        quarter of the bytes and the sums are exact in int64) or any floats. ``w_pos``, when
+        known, is W+(G). The arrays returned per row live in ``scratch`` when it is given
+        (reused by the next call: no fresh pages to fault in per family).
         """
         acc = np.int64 if wg.dtype.kind in "iu" else np.float64
-        cs = np.empty(self.neg_rows.size + 1, dtype=acc)
+        n_neg, n_pos = self.neg_rows.size, self.pos_rows.size
+        buf = scratch if scratch is not None else _Scratch(n_neg, n_pos)
+        cs = buf.get("cs", n_neg + 1, acc)
         cs[0] = 0
-        np.cumsum(np.take(wg, self.neg_rows), out=cs[1:], dtype=acc)
-        wp = np.take(wg, self.pos_rows)
-        below = np.take(cs, self.lo, mode="clip")
-        w_pos = self._per_group(wp, acc).astype(np.float64)
-        u = self._per_group(np.multiply(wp, below, dtype=acc), acc).astype(np.float64)
+        gathered = np.take(wg, self.neg_rows, out=buf.get("neg", n_neg, wg.dtype), mode="clip")
+        np.cumsum(gathered, out=cs[1:], dtype=acc)
+        wp = np.take(wg, self.pos_rows, out=buf.get("wp", n_pos, wg.dtype), mode="clip")
+        below = np.take(cs, self.lo, out=buf.get("below", n_pos, acc), mode="clip")
+        if w_pos is None:
+            w_pos = self._per_group(wp, acc).astype(np.float64)
+        product = np.multiply(wp, below, out=buf.get("product", n_pos, acc), dtype=acc)
+        u = self._per_group(product, acc).astype(np.float64)
         if self.tied.size:
             half = wp[self.tied] * (cs[self.tied_hi] - cs[self.tied_lo])
             u += 0.5 * np.bincount(self.tied_group, weights=half, minlength=self.k)
         u -= w_pos * cs[self.starts]
         w_neg = (cs[self.ends] - cs[self.starts]).astype(np.float64)
         return u, w_pos, w_neg, wp, below, cs
+
+
+class _Scratch:
+    """Work arrays reused across the families of one resample (and across resamples): fresh
+    arrays of a few MB each would be new pages, faulted in on every call."""
+
+    def __init__(self, n_neg: int, n_pos: int) -> None:
+        self.size = {"cs": n_neg + 1, "neg": n_neg, "wp": n_pos, "below": n_pos, "product": n_pos}
+        self.arrays: dict[tuple[str, str], NDArray[Any]] = {}
+
+    def get(self, name: str, length: int, dtype: Any) -> NDArray[Any]:
+        """The first ``length`` entries of the work array ``name`` of type ``dtype``."""
+        key = (name, np.dtype(dtype).str)
+        if key not in self.arrays:
+            self.arrays[key] = np.empty(self.size[name], dtype=dtype)
+        return self.arrays[key][:length]
 
 
 def _cells(families: Sequence[FamilyCodes], n: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
@@ -173,13 +202,30 @@ class SliceAUCKernel:
         self.pos_cell = cell[self.go][self.whole.pos_rows]
         self.neg_cell = cell[self.go][self.whole.neg_rows]
         self.families = []
+        # Slice x cell membership (CSR: per slice, its cells), so that per-cell sums give every
+        # slice's sum in one sparse product.
+        slice_cells, per_slice = [], []
         for fam in families:
             codes = fam.codes[self.go]
             kept = np.flatnonzero(codes < fam.k)
-            sorted_ = _Sorted(kept, codes[kept], rank[kept], y[kept])
+            self.families.append((fam.k, _Sorted(kept, codes[kept], rank[kept], y[kept])))
             # The slice of each cell in this family (k: the cell is in no tested slice).
-            self.families.append((fam.k, sorted_, fam.codes[first]))
+            slice_of_cell = fam.codes[first]
+            slice_cells.append(
+                np.argsort(slice_of_cell, kind="stable")[: int(np.sum(slice_of_cell < fam.k))]
+            )
+            per_slice.append(np.bincount(slice_of_cell, minlength=fam.k + 1)[: fam.k])
         self.n_slices = sum(fam.k for fam in families)
+        indptr = np.zeros(self.n_slices + 1, dtype=np.int64)
+        np.cumsum(np.concatenate([np.zeros(0, np.int64), *per_slice]), out=indptr[1:])
+        indices = np.concatenate([np.zeros(0, np.intp), *slice_cells])
+        self.membership = csr_array(
+            (np.ones(indices.size), indices, indptr), shape=(self.n_slices, self.n_cells)
+        )
+        self.scratch = _Scratch(
+            max((f.neg_rows.size for _, f in self.families), default=0),
+            max((f.pos_rows.size for _, f in self.families), default=0),
+        )
 
     def __call__(self, w: Weights, total: float | None = None) -> NDArray[np.float64]:
         """AUC(S) for every slice, then AUC(not S), for row weights ``w``."""
@@ -198,15 +244,17 @@ class SliceAUCKernel:
         np.cumsum(wp, out=cs[1:], dtype=np.float64)
         wn = np.take(wg, whole.neg_rows)
         from_neg = wn * (pos_all - 0.5 * (cs[self.neg_lo] + cs[self.neg_hi]))
-        # Both per cell, once; per family they are sums of cells.
-        cell_pos = np.bincount(self.pos_cell, weights=from_pos, minlength=self.n_cells)
-        cell_neg = np.bincount(self.neg_cell, weights=from_neg, minlength=self.n_cells)
+        # W+, U(S, all) and U(all, S) per cell, once; every slice's are sums of its cells.
+        per_cell = np.empty((self.n_cells, 3))
+        per_cell[:, 0] = np.bincount(self.pos_cell, weights=wp, minlength=self.n_cells)
+        per_cell[:, 1] = np.bincount(self.pos_cell, weights=from_pos, minlength=self.n_cells)
+        per_cell[:, 2] = np.bincount(self.neg_cell, weights=from_neg, minlength=self.n_cells)
+        per_slice = np.asarray(self.membership @ per_cell)
         out = np.empty(2 * self.n_slices)
         start = 0
-        for k, fam, slice_of_cell in self.families:
-            u_in, w_pos, w_neg, *_ = fam.within(wg)
-            u_pos = np.bincount(slice_of_cell, weights=cell_pos, minlength=k + 1)[:k]
-            u_neg = np.bincount(slice_of_cell, weights=cell_neg, minlength=k + 1)[:k]
+        for k, fam in self.families:
+            w_pos, u_pos, u_neg = per_slice[start : start + k].T
+            u_in, _, w_neg, *_ = fam.within(wg, w_pos, self.scratch)
             u_out = float(u_all[0]) - u_pos - u_neg + u_in
             rest_pos, rest_neg = pos_all - w_pos, neg_all - w_neg
             out[start : start + k] = _ratio(u_in, w_pos * w_neg)
