@@ -251,3 +251,24 @@ def test_report_has_a_discovery_section_with_discover(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert 'id="discovery"' in html and "site=B &amp; view=MLO" in html
     assert tmp_path / "report_discovery.csv" in paths
+
+
+def test_report_discovery_honours_the_baseline(tmp_path):
+    """With a baseline, the report searches each other model's slices for the paired ΔAUC
+    against it (as `segeval discover --baseline`), not the slice against its complement."""
+    from segeval import evaluate
+
+    preds = planted(2, n=2000)
+    base = preds.assign(model="base")
+    base["score"] = np.where(base.label == 1, 0.8, 0.2) * 0.5 + 0.5 * base.score
+    both = pd.concat([base, preds.assign(model="new")])
+    ev = evaluate(both, segment_by="site", baseline="base", n_boot=100, discover="site,view")
+    settings = ev.settings["discovery"]
+    assert settings["baseline"] == "base"
+    assert settings["estimand"] == "AUC(model, slice) - AUC(baseline, slice)"
+    assert set(ev.discovery.model) == {"new"}  # the baseline is not tested against itself
+    assert "site=B & view=MLO" in set(ev.discovery.slice)
+    assert "auc_baseline" in ev.discovery.columns
+    ev.write(tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert "worse than the baseline, base" in html and "AUC base" in html
