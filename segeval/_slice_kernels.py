@@ -125,10 +125,10 @@ class _Sorted:
         buf = scratch if scratch is not None else _Scratch(n_neg, n_pos)
         cs = buf.get("cs", n_neg + 1, acc)
         cs[0] = 0
-        gathered = np.take(wg, self.neg_rows, out=buf.get("neg", n_neg, wg.dtype), mode="clip")
+        gathered = np.take(wg, self.neg_rows, out=buf.get("neg", n_neg, wg.dtype), mode="wrap")
         np.cumsum(gathered, out=cs[1:], dtype=acc)
-        wp = np.take(wg, self.pos_rows, out=buf.get("wp", n_pos, wg.dtype), mode="clip")
-        below = np.take(cs, self.lo, out=buf.get("below", n_pos, acc), mode="clip")
+        wp = np.take(wg, self.pos_rows, out=buf.get("wp", n_pos, wg.dtype), mode="wrap")
+        below = np.take(cs, self.lo, out=buf.get("below", n_pos, acc), mode="wrap")
         if w_pos is None:
             w_pos = self._per_group(wp, acc).astype(np.float64)
         product = np.multiply(wp, below, out=buf.get("product", n_pos, acc), dtype=acc)
