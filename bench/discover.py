@@ -3,6 +3,7 @@
     PYTHONPATH=. python bench/discover.py --null 200 --power 100 --n-boot 200
     PYTHONPATH=. python bench/discover.py --speed --speed-boot 20 [--speed-n 1000000]
     PYTHONPATH=. python bench/discover.py --curve 100 --n 4000 --n-boot 200
+    PYTHONPATH=. python bench/discover.py --full 1000  # discover() end to end at 10^6 rows
 
 Null: the model is equally good everywhere (site x view x age bins, order 2, 2000 images);
 a family-wise error is any reported slice. Power: the same data with a weak (site=B,
@@ -133,6 +134,7 @@ def main() -> None:
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--speed-boot", type=int, default=20)
     ap.add_argument("--speed-n", type=int, default=10**6)
+    ap.add_argument("--full", type=int, default=0, help="resamples of discover() end to end")
     ap.add_argument("--curve", type=int, default=0, help="datasets per cell of the power curve")
     ap.add_argument("--curve-drops", default="0.02,0.05,0.10")
     ap.add_argument("--curve-shares", default="0.05,0.15,0.30")
@@ -140,6 +142,9 @@ def main() -> None:
     warnings.simplefilter("ignore")
     if args.speed:
         speed(args.speed_boot, args.speed_n)
+        return
+    if args.full:
+        full(args.full, args.speed_n)
         return
     if args.curve:
         power_curve(args)
@@ -248,6 +253,32 @@ def speed(n_boot: int, n: int) -> None:
             f"≈ {two:.1f} min on two (set-up on one core, then the resamples over two forked "
             f"workers at {TWO_WORKERS}x)"
         )
+
+
+def full(n_boot: int, n: int) -> None:
+    """``discover()`` end to end on the speed data (two workers), wall and CPU of the process
+    and its workers."""
+    import resource
+
+    def cpu() -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    rng = np.random.default_rng(0)
+    preds = pd.DataFrame({f"c{j}": rng.integers(0, 4, n) for j in range(8)})
+    y = rng.integers(0, 2, n).astype(np.int8)
+    preds["image_id"], preds["label"] = np.arange(n), y
+    preds["score"] = 1 / (1 + np.exp(-(y - 0.5) - rng.normal(0, 1, n)))
+    c0, t0 = cpu(), time.perf_counter()
+    found = discover(preds, ",".join(f"c{j}" for j in range(8)), order=3, n_boot=n_boot, n_jobs=2)
+    print(
+        f"discover, {n} rows, {len(found.slices)} slices, {n_boot} resamples, 2 workers: wall "
+        f"{time.perf_counter() - t0:.1f} s, CPU (process and workers) {cpu() - c0:.1f} s; load "
+        f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; peak memory "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB (process), "
+        f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20:.1f} GiB (largest worker)"
+    )
 
 
 def _arrays(kernel: object) -> list[np.ndarray]:
