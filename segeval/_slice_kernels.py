@@ -18,8 +18,8 @@ positive above negative (ties one half), and ``~S`` the complement of S::
   U(S, all). U(all, S) is the same with the roles swapped (the weight of positives above each
   negative). These row terms are summed once per resample into the *cells* of the lattice (the
   distinct combinations of every family's slice code, at most the product of the columns'
-  values: 4^8 = 65,536 cells for 8 columns of 4 values), and each family's slices are sums of
-  cells: the per-family work on these terms is on cells, not rows.
+  values: 4^8 = 65,536 cells for 8 columns of 4 values), with W+ per cell; every slice's W+(S),
+  U(S, all) and U(all, S) are then one sparse (slice x cell) product: no per-family row pass.
 - U(S, S) for every slice of a family: the family's rows are sorted once by (slice code, score
   rank), so one cumulative sum of negative weights in that order, read at each positive's
   position, counts the negatives below it *within its own slice* once the sum at the slice's
@@ -28,8 +28,8 @@ positive above negative (ties one half), and ``~S`` the complement of S::
   (``np.add.reduceat``), not scattered additions.
 
 Per resample and family this costs two gathers of the weights, a cumulative sum, a gather at
-the positives, a product and two run sums over rows, and two sums over cells: no sort,
-whatever the number of slices in the family.
+the positives, a product and a run sum over rows, into work arrays reused from family to family:
+no sort, whatever the number of slices in the family.
 
 Exactness. Bootstrap weights are integer counts: every sum above is then an integer or a half
 integer below 2^53, exact in int64 or float64 in any order, and each AUC is the correctly
