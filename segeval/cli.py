@@ -125,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--discover",
         metavar="COLS",
         help="also search the slices of these metadata columns (up to 3 at a time) where each "
-        "model's AUC is worse than on the rest, as `segeval discover` does with its defaults; "
-        "a section of the report and STEM_discovery.csv",
+        "model's AUC is worse than on the rest, as `segeval discover` does with its defaults "
+        "(with --baseline: where each other model's AUC is worse than the baseline's inside the "
+        "slice, the paired ΔAUC); a section of the report and STEM_discovery.csv",
     )
     rep.add_argument(
         "--out", default="report.html", type=Path, help="HTML file to write (default: report.html)"

@@ -323,6 +323,8 @@ def evaluate(
     discover : str or list of str, optional
         Metadata columns whose slices are searched for each model (:func:`segeval.discover`
         with its defaults, on this bootstrap's size, seed and clusters): frame ``discovery``.
+        With ``baseline``, each other model is tested against it inside each slice (the paired
+        ΔAUC, ``discover(..., baseline=)``) and the baseline is not searched itself.
 
     Returns
     -------
@@ -394,20 +396,26 @@ def _with_discovery(
     """The evaluation with the reported slices of every model (``discover=``)."""
     from segeval.discover import discover
 
+    # With a baseline, each other model is searched for slices where it is worse than the
+    # baseline (the paired ΔAUC inside the slice), as `segeval discover --baseline` does.
+    baseline = plan.baselines.get(GLOBAL)
     tables, settings = [], {}
     for model in plan.models:
+        if model == baseline:
+            continue
         found = discover(
             plan.preds,
             columns,
             model=model,
+            baseline=baseline,
             n_boot=plan.options.n_boot,
             ci=plan.options.ci,
             cluster=plan.cluster,
             seed=seed,
         )
         tables.append(found.reported.assign(model=model))
-        settings = {k: v for k, v in found.settings.items() if k not in ("model", "baseline")}
-    frame = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+        settings = {k: v for k, v in found.settings.items() if k != "model"}
+    frame = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame({"model": []})
     frame = frame[["model", *(c for c in frame.columns if c != "model")]]
     return replace(
         evaluation, discovery=frame, settings=evaluation.settings | {"discovery": settings}

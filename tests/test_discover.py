@@ -60,6 +60,45 @@ def test_kernel_matches_sklearn_inside_and_outside_every_slice(rng):
         np.testing.assert_allclose(got, inside + outside, atol=TOL)
 
 
+def exact_auc(y, s, w, m):
+    """AUC of the rows in ``m`` for integer weights, from the exact pair count: the correctly
+    rounded quotient of 2U by 2 W+ W- (both exact integers), NaN without both classes."""
+    pos, neg = m & (y == 1), m & (y == 0)
+    wp, wn = w[pos].astype(np.int64), w[neg].astype(np.int64)
+    order = np.sign(s[pos][:, None] - s[neg][None, :]) + 1  # 2 above, 1 tied, 0 below
+    twice_u = int((wp[:, None] * wn[None, :] * order).sum())
+    pairs = int(wp.sum()) * int(wn.sum())
+    return float("nan") if pairs == 0 else float(twice_u) / float(2 * pairs)
+
+
+def test_kernel_is_exact_for_integer_weights(rng):
+    """Bootstrap counts are integers: every sum in the kernel is then an exact integer or half
+    integer, so each AUC must be the correctly rounded quotient of the exact pair counts, bit
+    for bit, whatever the order of summation (the kernel before the per-cell sums, commit
+    a5379d7, passes this test too: the two agree bit for bit on every resample)."""
+    n = 400
+    y = (rng.random(n) < 0.4).astype(np.int8)
+    s = np.round(rng.random(n) + 0.4 * y, 1)  # many ties, within and across slices
+    a, b, c = rng.integers(0, 3, n), rng.integers(0, 2, n), rng.integers(0, 4, n)
+    families = [
+        FamilyCodes(np.where(a == 2, 2, a), 2),  # a sink: rows of a=2 are in no slice
+        FamilyCodes(b, 2),
+        FamilyCodes(a * 2 + b, 6),
+        FamilyCodes(np.where(c == 3, 6, a * 2 + (c == 1)), 6),  # a sink of its own
+    ]
+    kernel = SliceAUCKernel(y, s, families)
+    masks = [fam.codes == code for fam in families for code in range(fam.k)]
+    weights = [np.ones(n), rng.integers(0, 4, n), rng.poisson(1.0, n)]
+    sparse = rng.poisson(0.05, n)  # most rows out: some slices lose a class
+    weights.append(sparse)
+    for w in weights:
+        w = w.astype(np.float64)
+        got = kernel(w, float(w.sum()))
+        want = [exact_auc(y, s, w, m) for m in masks] + [exact_auc(y, s, w, ~m) for m in masks]
+        np.testing.assert_array_equal(got, want)
+    assert np.isnan(kernel(sparse.astype(np.float64))).any()
+
+
 def test_kernel_on_the_engine_resamples_equals_brute_force():
     preds = planted(1, n=600)
     y = preds.label.to_numpy(np.int8)
@@ -212,3 +251,24 @@ def test_report_has_a_discovery_section_with_discover(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert 'id="discovery"' in html and "site=B &amp; view=MLO" in html
     assert tmp_path / "report_discovery.csv" in paths
+
+
+def test_report_discovery_honours_the_baseline(tmp_path):
+    """With a baseline, the report searches each other model's slices for the paired ΔAUC
+    against it (as `segeval discover --baseline`), not the slice against its complement."""
+    from segeval import evaluate
+
+    preds = planted(2, n=2000)
+    base = preds.assign(model="base")
+    base["score"] = np.where(base.label == 1, 0.8, 0.2) * 0.5 + 0.5 * base.score
+    both = pd.concat([base, preds.assign(model="new")])
+    ev = evaluate(both, segment_by="site", baseline="base", n_boot=100, discover="site,view")
+    settings = ev.settings["discovery"]
+    assert settings["baseline"] == "base"
+    assert settings["estimand"] == "AUC(model, slice) - AUC(baseline, slice)"
+    assert set(ev.discovery.model) == {"new"}  # the baseline is not tested against itself
+    assert "site=B & view=MLO" in set(ev.discovery.slice)
+    assert "auc_baseline" in ev.discovery.columns
+    ev.write(tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert "worse than the baseline, base" in html and "AUC base" in html
