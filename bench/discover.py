@@ -31,14 +31,9 @@ from segeval.discover import discover
 COLUMNS = "site,view,age:50,60,70"
 
 
-def data(seed: int, n: int, weak: float | None) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    site = rng.choice(["A", "B", "C"], n)
-    view = rng.choice(["CC", "MLO"], n)
-    y = rng.integers(0, 2, n)
-    strength = np.full(n, 1.5)
-    if weak is not None:
-        strength[(site == "B") & (view == "MLO")] = weak
+def _frame(rng, site, view, y, strength) -> pd.DataFrame:
+    """Predictions whose scores separate the labels by ``strength`` (binormal), with an age."""
+    n = y.size
     score = 1 / (1 + np.exp(-(strength * (y - 0.5) + rng.normal(0, 1, n))))
     return pd.DataFrame(
         {
@@ -50,6 +45,17 @@ def data(seed: int, n: int, weak: float | None) -> pd.DataFrame:
             "age": rng.uniform(40, 80, n),
         }
     )
+
+
+def data(seed: int, n: int, weak: float | None) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    site = rng.choice(["A", "B", "C"], n)
+    view = rng.choice(["CC", "MLO"], n)
+    y = rng.integers(0, 2, n)
+    strength = np.full(n, 1.5)
+    if weak is not None:
+        strength[(site == "B") & (view == "MLO")] = weak
+    return _frame(rng, site, view, y, strength)
 
 
 # Two forked workers on two cores run the resamples 1.9x faster than one (segeval.resampling).
@@ -69,17 +75,7 @@ def curve_data(seed: int, n: int, drop: float, share: float) -> pd.DataFrame:
     base = norm.cdf(BASE_STRENGTH / np.sqrt(2))
     strength = np.full(n, BASE_STRENGTH)
     strength[(site == "B") & (view == "MLO")] = np.sqrt(2) * norm.ppf(base - drop)
-    score = 1 / (1 + np.exp(-(strength * (y - 0.5) + rng.normal(0, 1, n))))
-    return pd.DataFrame(
-        {
-            "image_id": np.arange(n),
-            "label": y,
-            "score": score,
-            "site": site,
-            "view": view,
-            "age": rng.uniform(40, 80, n),
-        }
-    )
+    return _frame(rng, site, view, y, strength)
 
 
 def power_curve(args: argparse.Namespace) -> None:
