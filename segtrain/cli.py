@@ -22,6 +22,7 @@ import pandas as pd
 
 from segeval.cliutils import non_negative_int, positive_int, printable, run
 from segeval.validation import InputError
+from segtrain import reproducible
 from segtrain.sampling import STRATEGIES
 
 PLAN_BATCHES = 1000  # segtrain plan shows the expected draws per this many batches
@@ -222,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pred.add_argument("--segments", metavar="DS;...", help="score these DSs only")
     pred.add_argument("--workers", type=non_negative_int, default=0, help="data loader workers (0)")
+    for name in ("synth", "prepare", "pretrain", "fit", "predict"):
+        sub.choices[name].add_argument(
+            "--reproducible",
+            action="store_true",
+            help="the same bits on any x86-64 machine with AVX2, not only on this one: two "
+            "threads whatever the cores, AVX2 code paths, no oneDNN (see segtrain.reproducible)",
+        )
     return parser
 
 
@@ -572,6 +580,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fit": _fit,
         "predict": _predict,
     }
+    if getattr(args, "reproducible", False):
+        if argv is not None and reproducible.active() is None:
+            # Called from Python: re-executing would replace the caller's process.
+            print(
+                "segtrain: error: --reproducible must take effect before torch starts: run the "
+                "segtrain command, or call segtrain.reproducible.enter() first.",
+                file=sys.stderr,
+            )
+            return 2
+        reproducible.enter()
     try:
         return run("segtrain", args, {args.command: _system_errors_apart(commands[args.command])})
     except SystemFailure as exc:
