@@ -60,7 +60,7 @@ def run(
         batch_ = next(batches)
         got = time.perf_counter()
         images, labels = batch_to_device(batch_, built, built.state.generator)  # + augmentation
-        train_step(built.state, built.model, images, labels, ctx)
+        train_step(built.state, built.model, images, labels, ctx, built.task.loss)
         if step >= 3:
             waits.append(got - start)
             totals.append(time.perf_counter() - start)
