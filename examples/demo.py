@@ -37,6 +37,7 @@ import pandas as pd
 from segeval import UndefinedMetricWarning, segment_leakage
 from segeval.cli import main as segeval_main
 from segeval.io import write_csv, write_parquet
+from segtrain import reproducible
 from segtrain.config import TrainConfig
 from segtrain.predict import predict
 from segtrain.prepare import prepare
@@ -112,6 +113,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f"--seeds must be an integer >= 1; got {args.seeds}.")
+    # The same bits on any x86-64 machine with AVX2, not only on this one: the script starts
+    # again at once in segtrain's reproducible mode (two threads, AVX2 code paths, no oneDNN).
+    reproducible.enter()
     out, started = args.out, time.perf_counter()
     quick = args.quick
     scale, min_label = (0.004, 6) if quick else (0.02, 16)
