@@ -27,6 +27,7 @@ in ``bench/train.py`` on 2 cores), but a machine with many cores is held to two 
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -36,8 +37,7 @@ MARKER = "SEGTRAIN_REPRODUCIBLE"  # holds the thread count once the mode is in e
 
 def _numpy_above_avx2() -> str:
     """NumPy's dispatch targets above AVX2 (names differ across NumPy versions)."""
-    from numpy._core._multiarray_umath import __cpu_dispatch__ as targets
-
+    targets = importlib.import_module("numpy._core._multiarray_umath").__cpu_dispatch__
     return " ".join(t for t in targets if t == "X86_V4" or t.startswith("AVX512"))
 
 
@@ -91,5 +91,5 @@ def configure(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    torch.backends.mkldnn.enabled = False
-    torch.backends.nnpack.set_flags(False)
+    torch._C._set_mkldnn_enabled(False)  # what torch.backends.mkldnn.enabled = False does
+    torch._C._set_nnpack_enabled(False)

@@ -3,6 +3,7 @@ gives the same bits whatever the machine's code paths and core count."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -18,8 +19,15 @@ from segtrain.prepare import prepare
 from segtrain.synth import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-from reproducibility import avx2_only  # noqa: E402  (the bench's emulation of another CPU)
+# The bench's emulation of another CPU, loaded by path: bench/ on sys.path would shadow the
+# `distributed` package (bench/distributed.py) in every later test's Dask workers.
+_spec = importlib.util.spec_from_file_location(
+    "reproducibility", ROOT / "bench" / "reproducibility.py"
+)
+assert _spec is not None and _spec.loader is not None
+_bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_bench)
+avx2_only = _bench.avx2_only
 
 PROBE = (
     "import os, sys, torch; from segtrain import reproducible; reproducible.enter(); "
