@@ -35,24 +35,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-MACHINES = {
-    "this CPU (AVX-512), 2 cores": ([], {}),
-    "this CPU (AVX-512), 1 core": (["taskset", "-c", "0"], {}),
-    "AVX2-only CPU, 2 cores": ([], "avx2"),
-    "AVX2-only CPU, 1 core": (["taskset", "-c", "0"], "avx2"),
+from segtrain import reproducible
+
+MACHINES = {  # name: (command prefix, held to AVX2)
+    "this CPU (AVX-512), 2 cores": ([], False),
+    "this CPU (AVX-512), 1 core": (["taskset", "-c", "0"], False),
+    "AVX2-only CPU, 2 cores": ([], True),
+    "AVX2-only CPU, 1 core": (["taskset", "-c", "0"], True),
 }
 
 
 def avx2_only() -> dict[str, str]:
     """The variables that make each library take the code it takes without AVX-512."""
-    from numpy._core._multiarray_umath import __cpu_dispatch__ as targets
-
-    above = " ".join(t for t in targets if t == "X86_V4" or t.startswith("AVX512"))
     return {
         "ATEN_CPU_CAPABILITY": "avx2",
         "ONEDNN_MAX_CPU_ISA": "AVX2",
         "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-        "NPY_DISABLE_CPU_FEATURES": above,
+        "NPY_DISABLE_CPU_FEATURES": reproducible.numpy_above_avx2(),
         "OPENBLAS_CORETYPE": "Haswell",
     }
 
@@ -112,8 +111,8 @@ def main() -> int:
     root = args.out or Path(tempfile.mkdtemp(prefix="repro-"))
     rows = []
     for mode, flag in (("default", []), ("--reproducible", ["--reproducible"])):
-        for name, (prefix, extra) in MACHINES.items():
-            env = avx2_only() if extra == "avx2" else {}
+        for name, (prefix, avx2) in MACHINES.items():
+            env = avx2_only() if avx2 else {}
             folder = root / f"{mode.strip('-')}-{len(rows)}"
             rows.append(
                 {"mode": mode, "machine": name, **chain(folder, prefix, env, flag, args.steps)}

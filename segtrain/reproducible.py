@@ -35,7 +35,7 @@ THREADS = 2  # threads the mode uses, whatever the core count (a 1-core machine 
 MARKER = "SEGTRAIN_REPRODUCIBLE"  # holds the thread count once the mode is in effect
 
 
-def _numpy_above_avx2() -> str:
+def numpy_above_avx2() -> str:
     """NumPy's dispatch targets above AVX2 (names differ across NumPy versions)."""
     targets = importlib.import_module("numpy._core._multiarray_umath").__cpu_dispatch__
     return " ".join(t for t in targets if t == "X86_V4" or t.startswith("AVX512"))
@@ -55,7 +55,7 @@ def environment(threads: int = THREADS) -> dict[str, str]:
         "MKL_NUM_THREADS": count,
         "OPENBLAS_NUM_THREADS": "1",
         "OPENBLAS_CORETYPE": "Haswell",
-        "NPY_DISABLE_CPU_FEATURES": _numpy_above_avx2(),
+        "NPY_DISABLE_CPU_FEATURES": numpy_above_avx2(),
     }
 
 
