@@ -324,10 +324,11 @@ def test_killing_prepare_kills_its_workers(data, tmp_path):
 def test_ctrl_c_in_prepare_is_one_line_and_resumable(data, tmp_path):
     argv = [sys.executable, "-m", "segtrain.cli", "prepare", "--manifest",
             str(data / "raw" / "manifest.csv"), "--out", str(tmp_path / "c"), "--height",
-            "576", "--width", "416", "--workers", "2"]  # fmt: skip
+            "1152", "--width", "832", "--workers", "2"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # On an idle machine prepare can finish its last images before the signal lands (CI saw
-    # exit 0): that attempt did not test Ctrl-C, so start afresh (up to five times).
+    # exit 0, five times in a row at 576x416): that attempt did not test Ctrl-C, so start afresh
+    # (up to five times), at the full size, where each image takes longer.
     for _ in range(5):
         shutil.rmtree(tmp_path / "c", ignore_errors=True)
         process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
