@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the paper's model. Batches come from the chosen sampling strategy; "
         "the EMA weights are validated every --val-every steps globally and per segment; the "
         "run folder gets config.toml, split.parquet, metrics.jsonl, checkpoints/{last,best}.pt "
-        "and preds/val.parquet; train.jsonl logs the loss. Ctrl-C stops after the current "
+        "and preds/val.parquet; train.jsonl logs the loss, environment.jsonl what ran each start "
+        "(mode, threads, versions). Ctrl-C stops after the current "
         "step and saves last.pt (exit code 130). Multi-GPU: launch with torchrun.",
     )
     fit.add_argument("--manifest", help="manifest (raw or from segtrain prepare)")
@@ -242,7 +243,8 @@ def _add_pretrain_parser(sub: argparse._SubParsersAction[Parser]) -> None:
         "benign/malignant calcification): images preprocessed to --image-size (as for fit), "
         "surjective augmentation, batches balanced over the classes, Adam, EMA, step-based "
         "validation on the patches of fit's validation patients. The run folder gets "
-        "config.toml, split.parquet, patches.csv, metrics.jsonl, train.jsonl, report.html and "
+        "config.toml, split.parquet, patches.csv, metrics.jsonl, train.jsonl, environment.jsonl, "
+        "report.html and "
         "checkpoints/{last,best}.pt; give best.pt to fit --init-backbone.",
     )
     pre.add_argument("--manifest", type=Path, help="the raw manifest (not prepare's)")

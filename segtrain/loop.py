@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 
 from segeval import GLOBAL
 from segeval.validation import InputError
-from segtrain import distributed
+from segtrain import distributed, reproducible
 from segtrain.checkpoint import load_checkpoint, save_checkpoint
 from segtrain.config import RunConfig
 from segtrain.inference import autocast
@@ -284,7 +284,12 @@ def _run(
     log = None
     try:
         if ctx.is_main:
-            start_run_dir(config, run.task.split(), step=run.state.step)
+            start_run_dir(
+                config,
+                run.task.split(),
+                step=run.state.step,
+                environment=reproducible.describe(ctx.device, ctx.world_size),
+            )
             run.task.start(out)
             log = TrainLog(
                 out,

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import platform
 import sys
+from typing import Any
 
 THREADS = 2  # threads the mode uses, whatever the core count (a 1-core machine runs both)
 MARKER = "SEGTRAIN_REPRODUCIBLE"  # holds the thread count once the mode is in effect
@@ -93,3 +95,33 @@ def configure(threads: int) -> None:
     torch.set_num_threads(threads)
     torch._C._set_mkldnn_enabled(False)  # what torch.backends.mkldnn.enabled = False does
     torch._C._set_nnpack_enabled(False)
+
+
+def describe(device: Any, processes: int = 1) -> dict[str, Any]:
+    """What decides a run's bits beside its config: the mode, the code path, the threads and
+    the versions (a run folder keeps one record per start in ``environment.jsonl``)."""
+    import numpy as np
+    import torch
+
+    from segtrain import __version__
+
+    record = {
+        "reproducible": active() is not None,
+        "device": str(device),
+        "processes": processes,
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "onednn": bool(torch._C._get_mkldnn_enabled()),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "segtrain": __version__,
+    }
+    if torch.device(device).type == "cuda":
+        record |= {
+            "gpu": torch.cuda.get_device_name(device),
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),
+        }
+    return record

@@ -37,6 +37,7 @@ OWN = (
     "split.parquet",
     "metrics.jsonl",
     "train.jsonl",
+    "environment.jsonl",
     "checkpoints",
     "preds",
     "tensorboard",
@@ -141,8 +142,11 @@ def config_of(state: dict[str, Any], path: Path, kind: type[RunConfig] = TrainCo
         ) from exc
 
 
-def start_run_dir(config: RunConfig, split: pd.DataFrame, *, step: int) -> None:
-    """Write config.toml and split.parquet; clear what a run from ``step`` must not keep."""
+def start_run_dir(
+    config: RunConfig, split: pd.DataFrame, *, step: int, environment: dict[str, Any]
+) -> None:
+    """Write config.toml and split.parquet, add ``environment`` (what ran it, from ``step``) to
+    environment.jsonl; clear what a run from ``step`` must not keep."""
     out = Path(config.out)
     if step == 0:
         _remove_own(out)
@@ -150,6 +154,11 @@ def start_run_dir(config: RunConfig, split: pd.DataFrame, *, step: int) -> None:
     write_text(out / "config.toml", to_toml(config))
     write_parquet(out / "split.parquet", split)
     truncate_log(out / "train.jsonl", step)
+    starts = out / "environment.jsonl"
+    truncate_log(starts, step)
+    earlier = starts.read_text() if starts.is_file() else ""
+    line = json.dumps(to_jsonable({"step": step, **environment}), allow_nan=False)
+    write_text(starts, earlier + line + "\n")
 
 
 def discard_unstarted(out: str | Path) -> None:

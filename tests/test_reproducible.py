@@ -4,6 +4,7 @@ gives the same bits whatever the machine's code paths and core count."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -98,3 +99,8 @@ def test_a_fit_is_the_same_on_another_cpu_and_core_count(cache, tmp_path):
     assert len(here) == len(there) > 0
     for a, b in zip(here, there, strict=True):
         np.testing.assert_array_equal(a, b)  # bit for bit
+    for run in (tmp_path / "here", tmp_path / "there"):  # the run folder says how it ran
+        (start,) = map(json.loads, (run / "environment.jsonl").read_text().splitlines())
+        assert start["reproducible"] and start["step"] == 0
+        assert (start["threads"], start["cpu_capability"], start["onednn"]) == (2, "AVX2", False)
+        assert start["torch"] == torch.__version__ and start["numpy"] == np.__version__

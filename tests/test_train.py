@@ -126,6 +126,11 @@ def test_interrupted_and_resumed_equals_uninterrupted(cache, tmp_path):
     b = load_checkpoint(resumed / "checkpoints" / "last.pt")
     for key, value in a["ema"]["module"].items():
         torch.testing.assert_close(b["ema"]["module"][key], value, rtol=0, atol=0)
+    starts = [json.loads(line) for line in (resumed / "environment.jsonl").open()]
+    assert [s["step"] for s in starts] == [0, 8]  # one record per start: what ran each part
+    assert {(s["reproducible"], s["torch"], s["device"]) for s in starts} == {
+        (False, torch.__version__, "cpu")
+    }
 
 
 def test_resuming_with_fewer_steps_than_done_is_refused_and_changes_nothing(cache, tmp_path):
