@@ -1,5 +1,5 @@
 # Two entry points, each installing what it needs first (safe to re-run):
-#   make demo   the main job: the paper's experiments end to end on synthetic data (CPU, ~12 min)
+#   make demo   the main job: the paper's experiments end to end on synthetic data (CPU, ~11 min)
 #   make test   lint, types and the test suite (what CI runs)
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip

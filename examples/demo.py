@@ -20,8 +20,8 @@
    shows the first seed's, with its validation curves).
 
 Run:  python examples/demo.py [--out demo] [--quick] [--seeds N]
-Every step is seeded (--seed); on 2 idle CPU cores the full run takes 12 minutes (11 min 50 s
-measured on 2026-11-29, 1.05 GB peak memory); --seeds N takes about N times as long.
+Every step is seeded (--seed); on 2 idle CPU cores the full run takes 11 minutes (10 min 54 s
+measured on 2026-12-05, 0.92 GB peak memory); --seeds N takes about N times as long.
 """
 
 from __future__ import annotations
