@@ -244,8 +244,7 @@ def _add_pretrain_parser(sub: argparse._SubParsersAction[Parser]) -> None:
         "surjective augmentation, batches balanced over the classes, Adam, EMA, step-based "
         "validation on the patches of fit's validation patients. The run folder gets "
         "config.toml, split.parquet, patches.csv, metrics.jsonl, train.jsonl, environment.jsonl, "
-        "report.html and "
-        "checkpoints/{last,best}.pt; give best.pt to fit --init-backbone.",
+        "report.html and checkpoints/{last,best}.pt; give best.pt to fit --init-backbone.",
     )
     pre.add_argument("--manifest", type=Path, help="the raw manifest (not prepare's)")
     pre.add_argument("--lesions", type=Path, help="lesion table, CSV or Parquet")

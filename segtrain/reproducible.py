@@ -31,7 +31,10 @@ import importlib
 import os
 import platform
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch loads only after enter() has set the environment
+    import torch
 
 THREADS = 2  # threads the mode uses, whatever the core count (a 1-core machine runs both)
 MARKER = "SEGTRAIN_REPRODUCIBLE"  # holds the thread count once the mode is in effect
@@ -97,7 +100,7 @@ def configure(threads: int) -> None:
     torch._C._set_nnpack_enabled(False)
 
 
-def describe(device: Any, processes: int = 1) -> dict[str, Any]:
+def describe(device: torch.device | str, processes: int = 1) -> dict[str, Any]:
     """What decides a run's bits beside its config: the mode, the code path, the threads and
     the versions (a run folder keeps one record per start in ``environment.jsonl``)."""
     import numpy as np
@@ -111,7 +114,7 @@ def describe(device: Any, processes: int = 1) -> dict[str, Any]:
         "processes": processes,
         "threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "onednn": bool(torch._C._get_mkldnn_enabled()),
+        "onednn": bool(torch.backends.mkldnn.enabled),
         "machine": platform.machine(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -122,6 +125,6 @@ def describe(device: Any, processes: int = 1) -> dict[str, Any]:
         record |= {
             "gpu": torch.cuda.get_device_name(device),
             "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version(),
+            "cudnn": torch.backends.cudnn.version(),  # type: ignore[no-untyped-call]
         }
     return record

@@ -154,11 +154,7 @@ def start_run_dir(
     write_text(out / "config.toml", to_toml(config))
     write_parquet(out / "split.parquet", split)
     truncate_log(out / "train.jsonl", step)
-    starts = out / "environment.jsonl"
-    truncate_log(starts, step)
-    earlier = starts.read_text() if starts.is_file() else ""
-    line = json.dumps(to_jsonable({"step": step, **environment}), allow_nan=False)
-    write_text(starts, earlier + line + "\n")
+    truncate_log(out / "environment.jsonl", step, add=[{"step": step, **environment}])
 
 
 def discard_unstarted(out: str | Path) -> None:
@@ -182,18 +178,20 @@ def _remove_own(out: Path) -> None:
             target.unlink()
 
 
-def truncate_log(path: Path, step: int) -> None:
-    """Keep the records of ``path`` (JSON lines) up to ``step``: a resumed run redoes the rest."""
-    if not path.is_file():
+def truncate_log(path: Path, step: int, *, add: list[dict[str, Any]] | None = None) -> None:
+    """Keep the records of ``path`` (JSON lines) up to ``step``, since a resumed run redoes the
+    rest, and append ``add``; one write."""
+    if not path.is_file() and not add:
         return
     kept = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text().splitlines() if path.is_file() else ():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut by a kill
         if record.get("step", step + 1) <= step:
             kept.append(line + "\n")
+    kept += [json.dumps(to_jsonable(r), allow_nan=False) + "\n" for r in add or ()]
     write_text(path, "".join(kept))
 
 
